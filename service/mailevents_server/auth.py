@@ -1,0 +1,153 @@
+"""API keys and the interceptor that turns one into a tenant for every call.
+
+Keys are random (256 bits), shown once and stored as SHA-256 hashes: a slow
+password hash buys nothing for keys this long, and lookups stay one index
+probe. The interceptor resolves the tenant before the handler runs and puts
+it in a context variable; the same wrapper maps every error to a status, so
+both rules live in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from mailevents_server.errors import ServiceError, Unauthenticated, internal_status, to_rpc_status
+from mailevents_server.store.base import Store
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "mek_"
+_CACHE_SECONDS = 30.0
+
+_tenant: contextvars.ContextVar[int] = contextvars.ContextVar("mailevents_tenant")
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def current_tenant() -> int:
+    """The tenant of the call being served (set by the interceptor)."""
+    return _tenant.get()
+
+
+class KeyResolver:
+    """Key -> tenant, with a short cache so a busy client costs no query per call."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[int, float]] = {}
+
+    async def tenant(self, metadata: Any) -> int:
+        key = _bearer(metadata)
+        if key is None:
+            raise Unauthenticated(
+                "missing API key: send metadata 'authorization: Bearer <key>'", "API_KEY_MISSING"
+            )
+        digest = hash_key(key)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        tenant = await self._store.tenant_for_key(digest)
+        if tenant is None:
+            raise Unauthenticated("invalid API key", "API_KEY_INVALID")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (tenant, now + _CACHE_SECONDS)
+        return tenant
+
+
+def _bearer(metadata: Any) -> str | None:
+    for name, value in metadata or ():
+        if name == "authorization" and isinstance(value, str):
+            scheme, _, key = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                return key.strip()
+    return None
+
+
+class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates calls to the `protected` service and maps errors to statuses."""
+
+    def __init__(self, resolver: KeyResolver, protected: str) -> None:
+        self._resolver = resolver
+        self._prefix = f"/{protected}/"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(self._prefix):
+            return handler
+        guard = _Guard(self._resolver, details.method)
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with guard(context):
+                    return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary is not None:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                async with guard(context):
+                    return await inner_su(requests, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer
+            )
+        streaming = handler.unary_stream or handler.stream_stream
+
+        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with guard(context):
+                async for item in streaming(request, context):
+                    yield item
+
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream is not None
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return make(streamed, handler.request_deserializer, handler.response_serializer)
+
+
+class _Guard:
+    """Around each call: resolve the tenant first, turn every error into a status."""
+
+    def __init__(self, resolver: KeyResolver, method: str) -> None:
+        self._resolver = resolver
+        self._method = method
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        try:
+            _tenant.set(await self._resolver.tenant(context.invocation_metadata()))
+            yield
+        except grpc.aio.AbortError:
+            raise  # the handler already chose its status
+        except ServiceError as err:
+            await context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
+        except Exception:
+            log.exception("unexpected error in %s", self._method)
+            await context.abort_with_status(rpc_status.to_status(internal_status()))

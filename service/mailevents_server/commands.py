@@ -1,0 +1,162 @@
+"""The server-side subcommands of the `mailevents` CLI: serve, keys, demo.
+
+Every flag has a MAILEVENTS_* environment variable as its alternative, and the
+defaults are safe (loopback addresses). Operations scripts drive these, so
+names and flags are kept stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mailevents_server.auth import hash_key, new_key
+from mailevents_server.server import ServerConfig, serve
+from mailevents_server.store import open_store
+
+DEFAULTS = ServerConfig()
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MAILEVENTS_{name}", default)
+
+
+def _database_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        default=_env("DATABASE", DEFAULTS.database),
+        help="SQLite path or postgresql:// URL (env MAILEVENTS_DATABASE; default %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailevents")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gRPC service (and the REST shim)")
+    s.add_argument(
+        "--grpc-address",
+        default=_env("GRPC_ADDRESS", DEFAULTS.grpc_address),
+        help="host:port to listen on (env MAILEVENTS_GRPC_ADDRESS; default %(default)s)",
+    )
+    _database_flag(s)
+    s.add_argument(
+        "--http-address",
+        default=_env("HTTP_ADDRESS", DEFAULTS.http_address),
+        help="REST shim host:port, '' to disable (env MAILEVENTS_HTTP_ADDRESS; default %(default)s)",
+    )
+    s.add_argument("--tls-cert", default=_env("TLS_CERT", ""), help="PEM certificate (env MAILEVENTS_TLS_CERT)")
+    s.add_argument("--tls-key", default=_env("TLS_KEY", ""), help="PEM private key (env MAILEVENTS_TLS_KEY)")
+    s.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", DEFAULTS.log_level),
+        choices=["debug", "info", "warning", "error"],
+        help="(env MAILEVENTS_LOG_LEVEL; default %(default)s)",
+    )
+    s.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=float(_env("GRACE_SECONDS", str(DEFAULTS.grace_seconds))),
+        help="on SIGTERM, how long running calls may finish (env MAILEVENTS_GRACE_SECONDS; default %(default)s)",
+    )
+
+    k = sub.add_parser("keys", help="manage API keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create an API key for a tenant; prints it once, on the last line")
+    _database_flag(kc)
+    kc.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    kc.add_argument("--label", default="", help="a note to tell keys apart")
+
+    d = sub.add_parser("demo", help="load realistic demo events; prints a key for the tenant last")
+    _database_flag(d)
+    d.add_argument("--tenant", default="demo", help="tenant name (default %(default)s)")
+    d.add_argument("--events", type=int, default=100_000, help="how many (default %(default)s)")
+    d.add_argument("--seed", type=int, default=42, help="random seed (default %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    try:
+        if args.command == "serve":
+            logging.basicConfig(
+                level=args.log_level.upper(),
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+            config = ServerConfig(
+                grpc_address=args.grpc_address,
+                database=args.database,
+                http_address=args.http_address,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                log_level=args.log_level,
+                grace_seconds=args.grace_seconds,
+            )
+            asyncio.run(serve(config))
+        elif args.command == "keys":
+            key = asyncio.run(create_key(args.database, args.tenant, args.label))
+            print(f"API key for tenant {args.tenant!r} (shown once, store it now):", file=sys.stderr)
+            print(key)
+        elif args.command == "demo":
+            if args.events < 0:
+                print("error: --events must not be negative", file=sys.stderr)
+                return 2
+            key = asyncio.run(load_demo(args.database, args.tenant, args.events, args.seed))
+            print(key)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def create_key(database: str, tenant: str, label: str = "") -> str:
+    """A new key for `tenant`, stored hashed; the plain key is returned once."""
+    _ensure_parent(database)
+    store = open_store(database)
+    await store.open()
+    try:
+        key = new_key()
+        await store.create_key(tenant, hash_key(key), label)
+        return key
+    finally:
+        await store.close()
+
+
+async def load_demo(database: str, tenant: str, count: int, seed: int = 42) -> str:
+    """Generate `count` demo events into the store for `tenant`; returns a new key."""
+    from tqdm import tqdm
+
+    from mailevents_server.demo import generate_events
+    from mailevents_server.ingest import prepare
+
+    _ensure_parent(database)
+    store = open_store(database, synchronous="NORMAL")
+    await store.open()
+    try:
+        key = new_key()
+        tenant_id = await store.create_key(tenant, hash_key(key), "demo")
+        batch = []
+        with tqdm(total=count, unit="ev", desc="demo events", file=sys.stderr, disable=None) as bar:
+            for event in generate_events(count, seed=seed):
+                batch.append(event)
+                if len(batch) == 5000:
+                    ready, _ = prepare(batch)
+                    await store.write(tenant_id, ready)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                ready, _ = prepare(batch)
+                await store.write(tenant_id, ready)
+                bar.update(len(batch))
+        return key
+    finally:
+        await store.close()
+
+
+def _ensure_parent(database: str) -> None:
+    if "://" not in database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,97 @@
+"""Domain errors, and the one place where they become gRPC statuses.
+
+Code below the servicer raises these; `to_rpc_status` turns them into a
+`google.rpc.Status` with `BadRequest` field violations and an `ErrorInfo`
+(AIP-193). Anything else that escapes a handler is logged and answered as a
+bare INTERNAL, so an exception's text never reaches a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+ERROR_DOMAIN = "mailevents.dev"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One problem with one request field, named by its path (`query.conditions[0].field`)."""
+
+    field: str
+    description: str
+
+
+@dataclass
+class ServiceError(Exception):
+    """An error with a status code, a message for humans and a reason for machines."""
+
+    message: str
+    reason: str = "ERROR"
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    violations: Sequence[Violation] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(ServiceError):
+    """The request is malformed; `violations` says where."""
+
+    def __init__(
+        self, message: str, reason: str = "INVALID_ARGUMENT", violations: Sequence[Violation] = ()
+    ) -> None:
+        super().__init__(message, reason, grpc.StatusCode.INVALID_ARGUMENT, tuple(violations))
+
+
+class NotFound(ServiceError):
+    def __init__(self, message: str, reason: str = "NOT_FOUND") -> None:
+        super().__init__(message, reason, grpc.StatusCode.NOT_FOUND)
+
+
+class Unauthenticated(ServiceError):
+    def __init__(self, message: str, reason: str = "UNAUTHENTICATED") -> None:
+        super().__init__(message, reason, grpc.StatusCode.UNAUTHENTICATED)
+
+
+def invalid(field_path: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    """Shorthand for the common case of a single bad field."""
+    return InvalidArgument(
+        f"{field_path}: {description}", reason, [Violation(field_path, description)]
+    )
+
+
+def to_rpc_status(err: ServiceError) -> status_pb2.Status:
+    """The rich status for a domain error: ErrorInfo always, BadRequest when fields are named."""
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN)
+    details.append(_pack(info))
+    if err.violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in err.violations
+            ]
+        )
+        details.append(_pack(bad))
+    return status_pb2.Status(code=err.code.value[0], message=err.message, details=details)
+
+
+def internal_status() -> status_pb2.Status:
+    """What a client sees for a bug of ours: no exception text, just where to look."""
+    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
+    return status_pb2.Status(
+        code=code_pb2.INTERNAL,
+        message="internal error; the server log has the details",
+        details=[_pack(info)],
+    )
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,0 +1,240 @@
+"""Request protos -> `model.Query`, with every problem reported as a field violation.
+
+All violations of a request are collected and raised together, so a caller
+fixes everything in one round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from google.protobuf import timestamp_pb2
+from mailevents.event_types import parse_type
+from mailevents.v1 import message_event_service_pb2 as spb
+
+from mailevents_server.errors import InvalidArgument, Violation
+from mailevents_server.query.fields import (
+    BY_NAME,
+    DATE_PART_OPERATORS,
+    OPERATORS,
+    SINGLE_VALUE,
+    Kind,
+)
+from mailevents_server.query.model import Predicate, Query, Value
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INT_RE = re.compile(r"[+-]?\d{1,19}\Z")
+_MAX_VALUES = 10_000
+# Timestamps we can represent as int64 microseconds and format as RFC 3339.
+_MIN_SECONDS = -62135596800  # 0001-01-01
+_MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59
+
+
+def operator_name(operator: int) -> str:
+    """`OPERATOR_ICONTAINS` -> "icontains", for messages people read."""
+    return spb.Operator.Name(operator).removeprefix("OPERATOR_").lower()
+
+
+def valid_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone we can use (tzdata ships them all)."""
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, KeyError):
+        return False
+    return True
+
+
+def timestamp_us(ts: timestamp_pb2.Timestamp) -> int | None:
+    """Microseconds of a valid Timestamp; None when out of range."""
+    if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS) or not (0 <= ts.nanos < 1_000_000_000):
+        return None
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def parse_rfc3339_us(text: str) -> int | None:
+    """Microseconds for an RFC 3339 time with an offset or Z; None if it is not one."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    return (dt - _EPOCH) // _MICROSECOND
+
+
+def compile_query(
+    request: spb.EventQuery, tenant_id: int, path: str = "query", *, extra: list[Violation] | None = None
+) -> Query:
+    """Validate an EventQuery and bind it to a tenant. Raises InvalidArgument."""
+    violations: list[Violation] = list(extra or ())
+    predicates: list[Predicate] = []
+    for i, cond in enumerate(request.conditions):
+        pred = _condition(cond, f"{path}.conditions[{i}]", violations)
+        if pred is not None:
+            predicates.append(pred)
+
+    start_us = end_us = None
+    if request.HasField("start_time"):
+        start_us = timestamp_us(request.start_time)
+        if start_us is None:
+            violations.append(Violation(f"{path}.start_time", "not a valid timestamp"))
+    if request.HasField("end_time"):
+        end_us = timestamp_us(request.end_time)
+        if end_us is None:
+            violations.append(Violation(f"{path}.end_time", "not a valid timestamp"))
+    if start_us is not None and end_us is not None and start_us >= end_us:
+        violations.append(Violation(f"{path}.end_time", "must be after start_time"))
+    if request.order not in spb.Order.values():
+        violations.append(Violation(f"{path}.order", f"unknown order {request.order}"))
+
+    if violations:
+        raise InvalidArgument(
+            "invalid query: " + "; ".join(f"{v.field}: {v.description}" for v in violations),
+            "INVALID_QUERY",
+            violations,
+        )
+    return Query(
+        tenant_id=tenant_id,
+        predicates=tuple(predicates),
+        start_us=start_us,
+        end_us=end_us,
+        descending=request.order != spb.ORDER_TIMESTAMP_ASC,
+    )
+
+
+def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicate | None:
+    before = len(out)
+    field = BY_NAME.get(cond.field)
+    if not cond.field:
+        out.append(Violation(f"{path}.field", "required"))
+    elif field is None:
+        out.append(
+            Violation(f"{path}.field", f"unknown field {cond.field!r}; filterable: {', '.join(BY_NAME)}")
+        )
+    op = cond.operator
+    if op == spb.OPERATOR_UNSPECIFIED:
+        out.append(Violation(f"{path}.operator", "required"))
+    elif op not in spb.Operator.values():
+        out.append(Violation(f"{path}.operator", f"unknown operator {op}"))
+    if len(cond.values) > _MAX_VALUES:
+        out.append(Violation(f"{path}.values", f"at most {_MAX_VALUES} values"))
+    if len(out) > before or field is None:
+        return None
+
+    if cond.date_part != spb.DATE_PART_UNSPECIFIED:
+        return _date_part_condition(cond, field.name, field.kind, path, out) and Predicate(
+            field,
+            op,
+            tuple(int(v) for v in cond.values),
+            cond.date_part,
+            cond.time_zone or "UTC",
+        )
+    if cond.time_zone:
+        out.append(Violation(f"{path}.time_zone", "only used together with date_part"))
+        return None
+    if op not in OPERATORS[field.kind]:
+        out.append(
+            Violation(
+                f"{path}.operator",
+                f"{operator_name(op)} is not allowed on {field.kind.value} field {field.name!r}",
+            )
+        )
+        return None
+    values = _values(cond, field.kind, path, out)
+    if values is None:
+        return None
+    return Predicate(field, op, values)
+
+
+def _count_ok(op: int, n: int, path: str, out: list[Violation]) -> bool:
+    if op in SINGLE_VALUE and n != 1:
+        out.append(Violation(f"{path}.values", f"{operator_name(op)} takes exactly one value, got {n}"))
+        return False
+    if op == spb.OPERATOR_IS_NULL and n > 1:
+        out.append(Violation(f"{path}.values", "is_null takes at most one value: true or false"))
+        return False
+    return True
+
+
+def _date_part_condition(
+    cond: spb.Condition, name: str, kind: Kind, path: str, out: list[Violation]
+) -> bool:
+    ok = True
+    if kind is not Kind.TIMESTAMP:
+        out.append(Violation(f"{path}.date_part", f"only for timestamp fields, not {name!r}"))
+        ok = False
+    if cond.date_part not in spb.DatePart.values():
+        out.append(Violation(f"{path}.date_part", f"unknown date part {cond.date_part}"))
+        ok = False
+    if cond.operator not in DATE_PART_OPERATORS:
+        out.append(
+            Violation(f"{path}.operator", f"{operator_name(cond.operator)} is not allowed with date_part")
+        )
+        ok = False
+    if cond.time_zone and not valid_time_zone(cond.time_zone):
+        out.append(Violation(f"{path}.time_zone", f"unknown time zone {cond.time_zone!r}"))
+        ok = False
+    if not _count_ok(cond.operator, len(cond.values), path, out):
+        return False
+    for j, v in enumerate(cond.values):
+        if not _INT_RE.match(v.strip()):
+            out.append(Violation(f"{path}.values[{j}]", f"{v!r} is not an integer"))
+            ok = False
+    return ok
+
+
+def _values(
+    cond: spb.Condition, kind: Kind, path: str, out: list[Violation]
+) -> tuple[Value, ...] | None:
+    op = cond.operator
+    if not _count_ok(op, len(cond.values), path, out):
+        return None
+    if op == spb.OPERATOR_IS_NULL:
+        text = cond.values[0].strip().lower() if cond.values else "true"
+        if text not in ("true", "false"):
+            out.append(Violation(f"{path}.values[0]", f"is_null takes true or false, not {text!r}"))
+            return None
+        return (text == "true",)
+    parsed: list[Value] = []
+    ok = True
+    for j, raw in enumerate(cond.values):
+        value = _parse(kind, raw)
+        if value is None:
+            out.append(Violation(f"{path}.values[{j}]", _expected(kind, raw)))
+            ok = False
+        else:
+            parsed.append(value)
+    return tuple(parsed) if ok else None
+
+
+def _parse(kind: Kind, raw: str) -> Value | None:
+    if kind is Kind.TEXT or kind is Kind.TAGS:
+        return raw
+    text = raw.strip()
+    if kind is Kind.INT:
+        if not _INT_RE.match(text):
+            return None
+        value = int(text)
+        return value if -(2**63) <= value < 2**63 else None
+    if kind is Kind.BOOL:
+        lowered = text.lower()
+        return {"true": True, "1": True, "false": False, "0": False}.get(lowered)
+    if kind is Kind.TIMESTAMP:
+        return parse_rfc3339_us(text)
+    if kind is Kind.ENUM:
+        return parse_type(text)
+    raise AssertionError(kind)
+
+
+def _expected(kind: Kind, raw: str) -> str:
+    return {
+        Kind.INT: f"{raw!r} is not an integer",
+        Kind.BOOL: f"{raw!r} is not a boolean (true or false)",
+        Kind.TIMESTAMP: f"{raw!r} is not an RFC 3339 timestamp with a time zone offset",
+        Kind.ENUM: f"{raw!r} is not a known event type",
+    }.get(kind, f"invalid value {raw!r}")

@@ -1,0 +1,133 @@
+"""Assembles and runs the gRPC server: store, servicer, auth, health, reflection.
+
+`start_server` is what tests use (port 0, in-process); `serve` adds signal
+handling and graceful shutdown for the console script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mailevents_server.auth import KeyResolver, TenantInterceptor
+from mailevents_server.query.tokens import TokenCodec
+from mailevents_server.servicer import SERVICE_NAME, MessageEventServicer, handlers
+from mailevents_server.store import open_store
+from mailevents_server.store.base import Store
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class ServerConfig:
+    """Everything `mailevents serve` can be told, by flag or MAILEVENTS_* variable."""
+
+    grpc_address: str = "127.0.0.1:50051"
+    database: str = "data/mailevents.db"
+    #: The REST-compat shim's address; empty to run gRPC only.
+    http_address: str = "127.0.0.1:8080"
+    tls_cert: str = ""
+    tls_key: str = ""
+    log_level: str = "info"
+    #: How long running calls may go on after SIGTERM before they are cancelled.
+    grace_seconds: float = 10.0
+    store_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    store: Store
+    health: health.aio.HealthServicer
+    http_port: int = 0
+    _stoppers: list[Any] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop taking calls, let running ones finish within `grace`, then close the store."""
+        await self.health.enter_graceful_shutdown()
+        for stop in reversed(self._stoppers):
+            await stop()
+        await self.server.stop(grace)
+        await self.store.close()
+
+
+async def start_server(config: ServerConfig, store: Store | None = None) -> RunningServer:
+    if store is None:
+        if "://" not in config.database:
+            Path(config.database).parent.mkdir(parents=True, exist_ok=True)
+        store = open_store(config.database, **config.store_options)
+        await store.open()
+    codec = TokenCodec(await store.secret())
+    servicer = MessageEventServicer(store, codec)
+    server = grpc.aio.server(
+        interceptors=[TenantInterceptor(KeyResolver(store), SERVICE_NAME)],
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    server.add_generic_rpc_handlers((handlers(servicer),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = _bind(server, config)
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(server, port, store, health_servicer)
+    log.info("gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database)
+    return running
+
+
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    address = config.grpc_address
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise SystemExit("error: --tls-cert and --tls-key go together")
+    if config.tls_cert:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if not port:
+        raise SystemExit(f"error: cannot listen on {address}")
+    return int(port)
+
+
+def _shown(address: str, port: int) -> str:
+    host = address.rsplit(":", 1)[0]
+    return f"{host}:{port}"
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: letting running calls finish for up to %ss", config.grace_seconds)
+    await running.stop(config.grace_seconds)
+    log.info("stopped")

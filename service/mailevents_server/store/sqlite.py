@@ -1,0 +1,397 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+One writer connection commits batched transactions (many callers' batches per
+commit, each caller awaiting its own result); readers have their own
+connections and never block it. Each stream gets a dedicated connection so a
+long export does not hold up short queries, and the next batch is read while
+the current one is being sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+from mailevents.v1 import message_event_service_pb2 as spb
+
+from mailevents_server import wire
+from mailevents_server.ingest import PreparedEvent
+from mailevents_server.query import timeparts
+from mailevents_server.query.fields import DATA_COLUMNS
+from mailevents_server.query.model import Query
+from mailevents_server.store import sqlite_sql
+from mailevents_server.store.base import Outcome, Row, Store, WriteResult
+from mailevents_server.store.sqlite_schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+_INSERT = (
+    f"INSERT INTO events (id, tenant_id, {', '.join(DATA_COLUMNS)}, data) "
+    f"VALUES ({', '.join('?' for _ in range(len(DATA_COLUMNS) + 3))})"
+)
+_LOOKUP_CHUNK = 500
+#: Write requests merged into one transaction at most (group commit).
+_MAX_EVENTS_PER_COMMIT = 50_000
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///path`, `sqlite://path` or a bare path -> the file path."""
+    for prefix in ("sqlite:///", "sqlite://"):
+        if url.startswith(prefix):
+            return url[len(prefix) :] or ":memory:"
+    return url
+
+
+@dataclass
+class _WriteRequest:
+    tenant_id: int
+    events: Sequence[PreparedEvent]
+    done: asyncio.Future[list[WriteResult]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class SQLiteStore(Store):
+    """SQLite via aiosqlite. `synchronous` is the PRAGMA: FULL survives power loss."""
+
+    def __init__(self, path: str, *, readers: int = 4, synchronous: str = "FULL") -> None:
+        self.path = sqlite_path(path)
+        self._reader_count = readers
+        self._synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._next_id = 1
+        self._secret: bytes | None = None
+        self.open_streams = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        self._writer = await self._connect(writer=True)
+        await self._migrate(self._writer)
+        async with self._writer.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        self._next_id = int(row[0]) + 1 if row else 1
+        for _ in range(self._reader_count):
+            conn = await self._connect(writer=False)
+            self._all_readers.append(conn)
+            self._readers.put_nowait(conn)
+        self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            await self._queue.put(None)  # drains what was queued before it
+            await self._writer_task
+            self._writer_task = None
+        for conn in self._all_readers:
+            await conn.close()
+        self._all_readers.clear()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer.execute("PRAGMA optimize")
+            await self._writer.close()
+            self._writer = None
+
+    async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        if writer:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        else:
+            await conn.execute("PRAGMA query_only = 1")
+            await conn.execute("PRAGMA mmap_size = 1073741824")
+            await conn.execute("PRAGMA cache_size = -32768")
+        await conn.create_function("mev_lower", 1, _lower, deterministic=True)
+        await conn.create_function("mev_datepart", 3, timeparts.date_part, deterministic=True)
+        await conn.create_function("mev_bucket", 3, timeparts.bucket, deterministic=True)
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with conn.execute("PRAGMA user_version") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this "
+                    f"mailevents ({len(MIGRATIONS)}); upgrade mailevents"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                log.info("applying schema migration %d to %s", number, self.path)
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number}")
+            await conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('token_secret', ?)",
+                (secrets.token_bytes(32),),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = await self._readers.get()
+        try:
+            yield conn
+        except BaseException:
+            # A cancelled caller must not leave a long query running on a
+            # connection the next caller will wait for.
+            await conn.interrupt()
+            raise
+        finally:
+            self._readers.put_nowait(conn)
+
+    # -- tenants and keys --------------------------------------------------
+
+    async def secret(self) -> bytes:
+        if self._secret is None:
+            async with self._reader() as conn, conn.execute(
+                "SELECT value FROM meta WHERE key = 'token_secret'"
+            ) as cur:
+                row = await cur.fetchone()
+            assert row is not None, "migrations create the secret"
+            self._secret = bytes(row[0])
+        return self._secret
+
+    async def tenant_for_key(self, key_hash: str) -> int | None:
+        async with self._reader() as conn, conn.execute(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else None
+
+    async def create_key(self, tenant: str, key_hash: str, label: str = "") -> int:
+        conn = self._require_writer()
+        now = int(time.time() * 1_000_000)
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "INSERT OR IGNORE INTO tenants (name, created_us) VALUES (?, ?)", (tenant, now)
+            )
+            async with conn.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)) as cur:
+                row = await cur.fetchone()
+            assert row is not None
+            tenant_id = int(row[0])
+            await conn.execute(
+                "INSERT INTO api_keys (key_hash, tenant_id, label, created_us) VALUES (?, ?, ?, ?)",
+                (key_hash, tenant_id, label, now),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        return tenant_id
+
+    # -- writes ------------------------------------------------------------
+
+    async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
+        if not events:
+            return []
+        if self._writer_task is None or self._writer_task.done():
+            raise RuntimeError("store is closed")
+        request = _WriteRequest(tenant_id, events)
+        await self._queue.put(request)
+        return await asyncio.shield(request.done)
+
+    async def _write_loop(self) -> None:
+        closing = False
+        while not closing:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            total = len(first.events)
+            while total < _MAX_EVENTS_PER_COMMIT and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+                total += len(item.events)
+            try:
+                results = await self._commit(batch)
+            except Exception as exc:  # every waiter learns; the loop goes on
+                log.exception("write transaction failed")
+                await self._reload_next_id()
+                for req in batch:
+                    if not req.done.done():
+                        req.done.set_exception(exc)
+            else:
+                for req, res in zip(batch, results, strict=True):
+                    if not req.done.done():
+                        req.done.set_result(res)
+
+    async def _commit(self, batch: list[_WriteRequest]) -> list[list[WriteResult]]:
+        conn = self._require_writer()
+        next_id = self._next_id
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            all_results: list[list[WriteResult]] = []
+            rows: list[tuple[Any, ...]] = []
+            for req in batch:
+                existing = await self._existing_ids(conn, req.tenant_id, req.events)
+                results: list[WriteResult] = []
+                for ev in req.events:
+                    known = existing.get(ev.event_id)
+                    if known is not None:
+                        results.append(WriteResult(ev.index, ev.event_id, Outcome.DUPLICATE, known))
+                        continue
+                    new_id = next_id
+                    next_id += 1
+                    existing[ev.event_id] = new_id
+                    rows.append(
+                        (new_id, req.tenant_id, *ev.columns, wire.stored_event(new_id, ev.body))
+                    )
+                    results.append(WriteResult(ev.index, ev.event_id, Outcome.STORED, new_id))
+                all_results.append(results)
+            if rows:
+                await conn.executemany(_INSERT, rows)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        self._next_id = next_id
+        return all_results
+
+    async def _existing_ids(
+        self, conn: aiosqlite.Connection, tenant_id: int, events: Sequence[PreparedEvent]
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        keys = list({ev.event_id for ev in events})
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            async with conn.execute(
+                f"SELECT event_id, id FROM events WHERE tenant_id = ? AND event_id IN ({marks})",
+                (tenant_id, *chunk),
+            ) as cur:
+                async for event_id, event_pk in cur:
+                    found[event_id] = event_pk
+        return found
+
+    async def _reload_next_id(self) -> None:
+        with contextlib.suppress(Exception):
+            conn = self._require_writer()
+            async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
+                row = await cur.fetchone()
+            self._next_id = int(row[0]) + 1 if row else 1
+
+    def _require_writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    # -- reads -------------------------------------------------------------
+
+    async def read(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        sql, params = sqlite_sql.select(query)
+        conn = await self._connect(writer=False)
+        self.open_streams += 1
+        prefetch: asyncio.Future[Any] | None = None
+        finished = False
+        try:
+            cursor = await conn.execute(sql, params)
+            prefetch = asyncio.ensure_future(cursor.fetchmany(batch_size))
+            while True:
+                rows = await prefetch
+                if not rows:
+                    finished = True
+                    break
+                # Read the next batch while this one is being sent.
+                prefetch = asyncio.ensure_future(cursor.fetchmany(batch_size))
+                yield rows
+        finally:
+            if not finished:
+                # Cancelled or abandoned: stop SQLite mid-statement, not at the end.
+                await conn.interrupt()
+            if prefetch is not None and not prefetch.done():
+                prefetch.cancel()
+                with contextlib.suppress(BaseException):
+                    await prefetch
+            await conn.close()
+            self.open_streams -= 1
+
+    async def page(self, query: Query, limit: int) -> list[Row]:
+        sql, params = sqlite_sql.select(query, limit=limit)
+        async with self._reader() as conn:
+            return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+
+    async def get(self, tenant_id: int, *, id: int = 0, event_id: str = "") -> Row | None:
+        if id:
+            sql, arg = "SELECT ts, id, data FROM events WHERE tenant_id = ? AND id = ?", id
+        else:
+            sql, arg = "SELECT ts, id, data FROM events WHERE tenant_id = ? AND event_id = ?", event_id
+        async with self._reader() as conn, conn.execute(sql, (tenant_id, arg)) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
+
+    async def count(self, query: Query) -> int:
+        clause, params = sqlite_sql.where(query, keyset=False)
+        async with self._reader() as conn, conn.execute(
+            f"SELECT count(*) FROM events WHERE {clause}", params
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def group_counts(
+        self, query: Query, group_by: int, time_zone: str, max_buckets: int
+    ) -> list[tuple[str, int]]:
+        clause, params = sqlite_sql.where(query, keyset=False)
+        time_order = False
+        if group_by == spb.GROUP_BY_TYPE:
+            key = "CASE WHEN type = 0 THEN type_name ELSE type END"
+        elif group_by == spb.GROUP_BY_CAMPAIGN:
+            key = "campaign_id"
+        elif group_by == spb.GROUP_BY_RECIPIENT_DOMAIN:
+            key = "recipient_domain"
+        elif group_by in (spb.GROUP_BY_HOUR, spb.GROUP_BY_DAY):
+            unit = "hour" if group_by == spb.GROUP_BY_HOUR else "day"
+            key = "mev_bucket(ts, ?, ?)"
+            params = [unit, time_zone, *params]
+            time_order = True
+        else:
+            raise ValueError(f"unknown group_by {group_by}")
+        order = "k ASC" if time_order else "n DESC, k ASC"
+        sql = (
+            f"SELECT {key} AS k, count(*) AS n FROM events WHERE {clause} "
+            f"GROUP BY k ORDER BY {order} LIMIT ?"
+        )
+        async with self._reader() as conn:
+            rows = await conn.execute_fetchall(sql, [*params, max_buckets])
+        return [(_key_text(k, group_by), int(n)) for k, n in rows]
+
+    async def last_id(self) -> int:
+        async with self._reader() as conn, conn.execute(
+            "SELECT coalesce(max(id), 0) FROM events"
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _key_text(key: Any, group_by: int) -> str:
+    if key is None:
+        return ""
+    if group_by == spb.GROUP_BY_TYPE and isinstance(key, int):
+        from mailevents.event_types import type_name
+
+        return type_name(key)
+    return str(key)

@@ -1,0 +1,115 @@
+"""`Query` -> SQLite SQL. The semantics compiled here are the query core's (see
+the Operator comments in the proto); PostgreSQL's compiler must agree, and the
+store contract tests check that they do.
+
+Text matching avoids LIKE on purpose: SQLite's LIKE ignores ASCII case by
+default and treats `%`/`_` as wildcards, the two classic traps. instr() and
+substr() are exact; the case-insensitive forms lowercase both sides with
+Python's str.lower (the `mev_lower` function the store registers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailevents.v1 import message_event_service_pb2 as spb
+
+from mailevents_server.query.fields import TAG_SEP, Kind
+from mailevents_server.query.model import Predicate, Query
+
+_CMP = {
+    spb.OPERATOR_EXACT: "=",
+    spb.OPERATOR_GT: ">",
+    spb.OPERATOR_GTE: ">=",
+    spb.OPERATOR_LT: "<",
+    spb.OPERATOR_LTE: "<=",
+}
+
+
+def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
+    """The WHERE clause (tenant first, so every plan starts on a tenant index)."""
+    parts = ["tenant_id = ?"]
+    params: list[Any] = [query.tenant_id]
+    if query.start_us is not None:
+        parts.append("ts >= ?")
+        params.append(query.start_us)
+    if query.end_us is not None:
+        parts.append("ts < ?")
+        params.append(query.end_us)
+    if query.max_id is not None:
+        parts.append("id <= ?")
+        params.append(query.max_id)
+    if keyset and query.after is not None:
+        parts.append("(ts, id) < (?, ?)" if query.descending else "(ts, id) > (?, ?)")
+        params.extend(query.after)
+    for pred in query.predicates:
+        sql, args = predicate(pred)
+        parts.append(sql)
+        params.extend(args)
+    return " AND ".join(parts), params
+
+
+def order_by(query: Query) -> str:
+    direction = "DESC" if query.descending else "ASC"
+    return f"ORDER BY ts {direction}, id {direction}"
+
+
+def select(query: Query, columns: str = "ts, id, data", limit: int | None = None) -> tuple[str, list[Any]]:
+    clause, params = where(query)
+    sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def predicate(pred: Predicate) -> tuple[str, list[Any]]:
+    """One condition as SQL with its parameters."""
+    col = pred.field.column
+    op = pred.operator
+    values = list(pred.values)
+    if pred.date_part:
+        expr = f"mev_datepart({col}, {int(pred.date_part)}, ?)"
+        return _compare(expr, op, values, prefix=[pred.time_zone])
+    if op == spb.OPERATOR_IS_NULL:
+        return (f"{col} IS NULL" if values[0] else f"{col} IS NOT NULL"), []
+    kind = pred.field.kind
+    if kind is Kind.TAGS:
+        tags = [f"{TAG_SEP}{v}{TAG_SEP}" for v in values]
+        if not tags:
+            return "0", []
+        return "(" + " OR ".join(f"instr({col}, ?) > 0" for _ in tags) + ")", tags
+    if kind is Kind.BOOL:
+        values = [int(bool(v)) for v in values]
+    if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
+        return _compare(col, op, values)
+    text = str(values[0])
+    lower = f"mev_lower({col})"
+    if op == spb.OPERATOR_IEXACT:
+        return f"{lower} = ?", [text.lower()]
+    if op in (spb.OPERATOR_CONTAINS, spb.OPERATOR_ICONTAINS):
+        target, needle = (col, text) if op == spb.OPERATOR_CONTAINS else (lower, text.lower())
+        return f"instr({target}, ?) > 0", [needle]
+    if op in (spb.OPERATOR_STARTS_WITH, spb.OPERATOR_ISTARTS_WITH):
+        target, needle = (col, text) if op == spb.OPERATOR_STARTS_WITH else (lower, text.lower())
+        if not needle:
+            return f"{col} IS NOT NULL", []
+        return f"substr({target}, 1, ?) = ?", [len(needle), needle]
+    if op in (spb.OPERATOR_ENDS_WITH, spb.OPERATOR_IENDS_WITH):
+        target, needle = (col, text) if op == spb.OPERATOR_ENDS_WITH else (lower, text.lower())
+        if not needle:
+            return f"{col} IS NOT NULL", []
+        return f"substr({target}, ?) = ?", [-len(needle), needle]
+    raise AssertionError(f"operator {op} reached the SQLite compiler unvalidated")
+
+
+def _compare(
+    expr: str, op: int, values: list[Any], prefix: list[Any] | None = None
+) -> tuple[str, list[Any]]:
+    head = list(prefix or [])
+    if op == spb.OPERATOR_IN:
+        if not values:
+            return "0", []
+        marks = ", ".join("?" for _ in values)
+        return f"{expr} IN ({marks})", head + values
+    return f"{expr} {_CMP[op]} ?", head + values
