@@ -1,1 +1,1 @@
-"""`make bench`: throughput and memory figures, each next to a raw floor measured in the same run."""
+"""`make bench`: throughput and memory figures, each next to a raw floor from the same run."""

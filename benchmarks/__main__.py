@@ -24,8 +24,12 @@ def main() -> None:
     rows, floor = stream.raw_floor(path)
     _, typed_floor = stream.raw_floor(path, stream.TYPED_SQL)
     print("## stream (SearchMessageEvents, unfiltered, newest first)")
-    print(f"raw floor: plain sqlite3 reading the same rows (one blob column) {floor:>10,.0f} rows/s")
-    print(f"           plain sqlite3 reading 25 typed columns            {typed_floor:>10,.0f} rows/s")
+    print(
+        f"raw floor: plain sqlite3 reading the same rows (one blob column) {floor:>10,.0f} rows/s"
+    )
+    print(
+        f"           plain sqlite3 reading 25 typed columns            {typed_floor:>10,.0f} rows/s"
+    )
 
     with ServerProcess(path) as server:
         stream.stream(server, key, batch_size=1000)  # warm caches, open the file
@@ -36,7 +40,10 @@ def main() -> None:
             ("batches of 1000, client parses every event", {"batch_size": 1000}),
             ("batches of 1000, client counts bytes only", {"batch_size": 1000, "parse": False}),
             ("batches of 5000, client parses every event", {"batch_size": 5000}),
-            ("projection: 5 fields (read_mask)", {"paths": ["id", "type", "timestamp", "recipient", "campaign_id"]}),
+            (
+                "projection: 5 fields (read_mask)",
+                {"paths": ["id", "type", "timestamp", "recipient", "campaign_id"]},
+            ),
         ):
             n, rate = stream.stream(server, key, **kwargs)  # type: ignore[arg-type]
             results.append((label, n, rate))

@@ -27,11 +27,18 @@ class ServerProcess:
         self.http_port = free_port() if http else 0
         self.address = f"127.0.0.1:{self.port}"
         self._args = [
-            sys.executable, "-m", "mailevents.cli", "serve",
-            "--grpc-address", self.address,
-            "--database", str(database),
-            "--http-address", f"127.0.0.1:{self.http_port}" if http else "",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "mailevents.cli",
+            "serve",
+            "--grpc-address",
+            self.address,
+            "--database",
+            str(database),
+            "--http-address",
+            f"127.0.0.1:{self.http_port}" if http else "",
+            "--log-level",
+            "warning",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -14,7 +14,9 @@ from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from benchmarks.process import ServerProcess
 
 #: The same rows the service reads for an unfiltered search: tenant, snapshot, order.
-FLOOR_SQL = "SELECT ts, id, data FROM events WHERE tenant_id = ? AND id <= ? ORDER BY ts DESC, id DESC"
+FLOOR_SQL = (
+    "SELECT ts, id, data FROM events WHERE tenant_id = ? AND id <= ? ORDER BY ts DESC, id DESC"
+)
 TYPED_SQL = (
     "SELECT ts, id, event_id, type, type_name, recipient, campaign_id, message_id, transmission_id,"
     " template_id, bounce_class, reason, error_code, sender, friendly_from, routing_domain,"
@@ -37,8 +39,14 @@ def raw_floor(path: Path, sql: str = FLOOR_SQL) -> tuple[int, float]:
     return n, n / elapsed
 
 
-def stream(server: ServerProcess, key: str, *, batch_size: int = 1000, paths: list[str] | None = None,
-           parse: bool = True) -> tuple[int, float]:
+def stream(
+    server: ServerProcess,
+    key: str,
+    *,
+    batch_size: int = 1000,
+    paths: list[str] | None = None,
+    parse: bool = True,
+) -> tuple[int, float]:
     """SearchMessageEvents over loopback from this process: (events, events/s)."""
     metadata = (("authorization", f"Bearer {key}"),)
     request = spb.SearchMessageEventsRequest(batch_size=batch_size)

@@ -15,7 +15,6 @@ import pytest
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
-
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.server import RunningServer, ServerConfig, start_server
 
@@ -69,7 +68,12 @@ async def make_server(database: str) -> Server:
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     return Server(
-        running, running.address, database, keys[0], keys[1], channel,
+        running,
+        running.address,
+        database,
+        keys[0],
+        keys[1],
+        channel,
         sgrpc.MessageEventServiceStub(channel),
     )
 

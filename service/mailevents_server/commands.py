@@ -48,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--http-address",
         default=_env("HTTP_ADDRESS", DEFAULTS.http_address),
-        help="REST shim host:port, '' to disable (env MAILEVENTS_HTTP_ADDRESS; default %(default)s)",
+        help="REST shim host:port, '' to disable"
+        " (env MAILEVENTS_HTTP_ADDRESS; default %(default)s)",
     )
-    s.add_argument("--tls-cert", default=_env("TLS_CERT", ""), help="PEM certificate (env MAILEVENTS_TLS_CERT)")
-    s.add_argument("--tls-key", default=_env("TLS_KEY", ""), help="PEM private key (env MAILEVENTS_TLS_KEY)")
+    s.add_argument(
+        "--tls-cert", default=_env("TLS_CERT", ""), help="PEM certificate (env MAILEVENTS_TLS_CERT)"
+    )
+    s.add_argument(
+        "--tls-key", default=_env("TLS_KEY", ""), help="PEM private key (env MAILEVENTS_TLS_KEY)"
+    )
     s.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", DEFAULTS.log_level),
@@ -62,12 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace-seconds",
         type=float,
         default=float(_env("GRACE_SECONDS", str(DEFAULTS.grace_seconds))),
-        help="on SIGTERM, how long running calls may finish (env MAILEVENTS_GRACE_SECONDS; default %(default)s)",
+        help="on SIGTERM, how long running calls may finish"
+        " (env MAILEVENTS_GRACE_SECONDS; default %(default)s)",
     )
 
     k = sub.add_parser("keys", help="manage API keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
-    kc = ksub.add_parser("create", help="create an API key for a tenant; prints it once, on the last line")
+    kc = ksub.add_parser(
+        "create", help="create an API key for a tenant; prints it once, on the last line"
+    )
     _database_flag(kc)
     kc.add_argument("--tenant", required=True, help="tenant name (created if new)")
     kc.add_argument("--label", default="", help="a note to tell keys apart")
@@ -100,7 +108,9 @@ def main(argv: Sequence[str]) -> int:
             asyncio.run(serve(config))
         elif args.command == "keys":
             key = asyncio.run(create_key(args.database, args.tenant, args.label))
-            print(f"API key for tenant {args.tenant!r} (shown once, store it now):", file=sys.stderr)
+            print(
+                f"API key for tenant {args.tenant!r} (shown once, store it now):", file=sys.stderr
+            )
             print(key)
         elif args.command == "demo":
             if args.events < 0:

@@ -73,7 +73,9 @@ def to_rpc_status(err: ServiceError) -> status_pb2.Status:
     if err.violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in err.violations
             ]
         )

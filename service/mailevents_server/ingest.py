@@ -94,7 +94,9 @@ def prepare(events: Sequence[pb.MessageEvent]) -> tuple[list[PreparedEvent], lis
         ev = _normalised(original)
         body = ev.SerializeToString()
         if len(body) > MAX_EVENT_BYTES:
-            rejected.append(Rejection(index, ev.event_id, f"event larger than {MAX_EVENT_BYTES} bytes"))
+            rejected.append(
+                Rejection(index, ev.event_id, f"event larger than {MAX_EVENT_BYTES} bytes")
+            )
             continue
         ready.append(PreparedEvent(index, ev.event_id, columns_of(ev), body))
     return ready, rejected
@@ -118,7 +120,10 @@ def _problem(ev: pb.MessageEvent) -> str:
         return "send_time is out of range"
     if any(TAG_SEP in tag for tag in ev.tags):
         return "tags must not contain the U+001F separator"
-    for name, text in (("extra_json", ev.extra_json), ("substitutions_json", ev.substitutions_json)):
+    for name, text in (
+        ("extra_json", ev.extra_json),
+        ("substitutions_json", ev.substitutions_json),
+    ):
         if text and not _is_json_object(text):
             return f"{name} must be the text of a JSON object"
     return ""
@@ -137,7 +142,7 @@ def _normalised(original: pb.MessageEvent) -> pb.MessageEvent:
     ev.CopyFrom(original)
     ev.id = 0  # store-assigned
     if ev.type == pb.EVENT_TYPE_UNSPECIFIED:
-        ev.type = parse_type(ev.type_name) or pb.EVENT_TYPE_UNSPECIFIED
+        ev.type = parse_type(ev.type_name) or pb.EVENT_TYPE_UNSPECIFIED  # type: ignore[assignment]
     if not ev.type_name:
         ev.type_name = type_name(ev.type)
     if not ev.HasField("event_category") and ev.type in CATEGORY_BY_TYPE:

@@ -87,7 +87,11 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     port = _bind(server, config)
@@ -95,7 +99,9 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, store, health_servicer)
-    log.info("gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database)
+    log.info(
+        "gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database
+    )
     return running
 
 

@@ -43,6 +43,7 @@ MAX_BUCKETS = 100_000
 #: Keep each streamed message well under gRPC's default 4 MiB receive limit.
 MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 
+_EVENT_DESCRIPTOR: Any = pb.MessageEvent.DESCRIPTOR
 _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, varint
 
 
@@ -59,7 +60,9 @@ class MessageEventServicer:
         started = time.monotonic()
         tenant = current_tenant()
         violations: list[Violation] = []
-        batch_size = _bounded(request.batch_size, "batch_size", DEFAULT_BATCH, MAX_BATCH, violations)
+        batch_size = _bounded(
+            request.batch_size, "batch_size", DEFAULT_BATCH, MAX_BATCH, violations
+        )
         if request.max_events < 0:
             violations.append(Violation("max_events", "must not be negative"))
         mask = _read_mask(request.read_mask, violations)
@@ -69,14 +72,17 @@ class MessageEventServicer:
 
         remaining = request.max_events or -1
         events = batches = 0
-        async with contextlib.aclosing(self._store.read(query, batch_size)) as reads:
+        reads = self._store.read(query, batch_size)
+        async with contextlib.aclosing(reads):  # type: ignore[type-var]
             async for rows in reads:
                 if remaining >= 0:
                     rows = rows[:remaining]
                     remaining -= len(rows)
                 for chunk in _chunks(rows):
                     last = chunk[-1]
-                    token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
+                    token = self._codec.encode(
+                        Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
+                    )
                     yield _events_bytes(chunk, mask) + wire.length_delimited(2, token.encode())
                     events += len(chunk)
                     batches += 1
@@ -207,9 +213,7 @@ class MessageEventServicer:
         """Continue from a token, or pin a new read to the store as it is now."""
         if token:
             cursor = self._codec.decode(token, field, query.tenant_id, fp)
-            return dataclasses.replace(
-                query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id
-            )
+            return dataclasses.replace(query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id)
         return dataclasses.replace(query, max_id=await self._store.last_id())
 
 
@@ -220,12 +224,16 @@ def _bounded(value: int, field: str, default: int, maximum: int, out: list[Viola
     return value or default
 
 
-def _read_mask(mask: field_mask_pb2.FieldMask, out: list[Violation]) -> field_mask_pb2.FieldMask | None:
+def _read_mask(
+    mask: field_mask_pb2.FieldMask, out: list[Violation]
+) -> field_mask_pb2.FieldMask | None:
     if not mask.paths:
         return None
-    bad = [p for p in mask.paths if not field_mask_pb2.FieldMask(paths=[p]).IsValidForDescriptor(
-        pb.MessageEvent.DESCRIPTOR
-    )]
+    bad = [
+        p
+        for p in mask.paths
+        if not field_mask_pb2.FieldMask(paths=[p]).IsValidForDescriptor(_EVENT_DESCRIPTOR)
+    ]
     if bad:
         out.append(Violation("read_mask", f"unknown MessageEvent fields: {', '.join(bad)}"))
         return None

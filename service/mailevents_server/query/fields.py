@@ -24,36 +24,34 @@ class Kind(enum.Enum):
     TAGS = "tags"  # a set of strings; EXACT/IN mean "has the tag"
 
 
-O = spb  # short alias for the Operator constants below
-
-_ORDERED = frozenset({O.OPERATOR_GT, O.OPERATOR_GTE, O.OPERATOR_LT, O.OPERATOR_LTE})
+_ORDERED = frozenset({spb.OPERATOR_GT, spb.OPERATOR_GTE, spb.OPERATOR_LT, spb.OPERATOR_LTE})
 _TEXT_MATCH = frozenset(
     {
-        O.OPERATOR_IEXACT,
-        O.OPERATOR_CONTAINS,
-        O.OPERATOR_ICONTAINS,
-        O.OPERATOR_STARTS_WITH,
-        O.OPERATOR_ISTARTS_WITH,
-        O.OPERATOR_ENDS_WITH,
-        O.OPERATOR_IENDS_WITH,
+        spb.OPERATOR_IEXACT,
+        spb.OPERATOR_CONTAINS,
+        spb.OPERATOR_ICONTAINS,
+        spb.OPERATOR_STARTS_WITH,
+        spb.OPERATOR_ISTARTS_WITH,
+        spb.OPERATOR_ENDS_WITH,
+        spb.OPERATOR_IENDS_WITH,
     }
 )
-_BASIC = frozenset({O.OPERATOR_EXACT, O.OPERATOR_IN, O.OPERATOR_IS_NULL})
+_BASIC = frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN, spb.OPERATOR_IS_NULL})
 
 OPERATORS: dict[Kind, frozenset[int]] = {
     Kind.TEXT: _BASIC | _TEXT_MATCH | _ORDERED,
     Kind.INT: _BASIC | _ORDERED,
     Kind.BOOL: _BASIC,
     Kind.TIMESTAMP: _BASIC | _ORDERED,
-    Kind.ENUM: frozenset({O.OPERATOR_EXACT, O.OPERATOR_IN}),
+    Kind.ENUM: frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN}),
     Kind.TAGS: _BASIC,
 }
 
 #: Operators allowed when a condition compares a date part (an integer).
-DATE_PART_OPERATORS = frozenset({O.OPERATOR_EXACT, O.OPERATOR_IN}) | _ORDERED
+DATE_PART_OPERATORS = frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN}) | _ORDERED
 
 #: Operators taking exactly one value (IN takes any number, IS_NULL at most one).
-SINGLE_VALUE = frozenset({O.OPERATOR_EXACT}) | _TEXT_MATCH | _ORDERED
+SINGLE_VALUE = frozenset({spb.OPERATOR_EXACT}) | _TEXT_MATCH | _ORDERED
 
 
 @dataclass(frozen=True)

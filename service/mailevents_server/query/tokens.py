@@ -74,7 +74,7 @@ class TokenCodec:
         if fp != expected:
             raise invalid(
                 field,
-                "this token was issued for a different query; send the same query as the first call",
+                "this token was issued for a different query; repeat the query of the first call",
                 "TOKEN_QUERY_MISMATCH",
             )
         return Cursor(tenant, fp, ts_us, event_id, max_id)

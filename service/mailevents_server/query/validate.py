@@ -68,7 +68,11 @@ def parse_rfc3339_us(text: str) -> int | None:
 
 
 def compile_query(
-    request: spb.EventQuery, tenant_id: int, path: str = "query", *, extra: list[Violation] | None = None
+    request: spb.EventQuery,
+    tenant_id: int,
+    path: str = "query",
+    *,
+    extra: list[Violation] | None = None,
 ) -> Query:
     """Validate an EventQuery and bind it to a tenant. Raises InvalidArgument."""
     violations: list[Violation] = list(extra or ())
@@ -114,7 +118,9 @@ def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicat
         out.append(Violation(f"{path}.field", "required"))
     elif field is None:
         out.append(
-            Violation(f"{path}.field", f"unknown field {cond.field!r}; filterable: {', '.join(BY_NAME)}")
+            Violation(
+                f"{path}.field", f"unknown field {cond.field!r}; filterable: {', '.join(BY_NAME)}"
+            )
         )
     op = cond.operator
     if op == spb.OPERATOR_UNSPECIFIED:
@@ -127,13 +133,10 @@ def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicat
         return None
 
     if cond.date_part != spb.DATE_PART_UNSPECIFIED:
-        return _date_part_condition(cond, field.name, field.kind, path, out) and Predicate(
-            field,
-            op,
-            tuple(int(v) for v in cond.values),
-            cond.date_part,
-            cond.time_zone or "UTC",
-        )
+        if not _date_part_condition(cond, field.name, field.kind, path, out):
+            return None
+        parts = tuple(int(v) for v in cond.values)
+        return Predicate(field, op, parts, cond.date_part, cond.time_zone or "UTC")
     if cond.time_zone:
         out.append(Violation(f"{path}.time_zone", "only used together with date_part"))
         return None
@@ -153,7 +156,9 @@ def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicat
 
 def _count_ok(op: int, n: int, path: str, out: list[Violation]) -> bool:
     if op in SINGLE_VALUE and n != 1:
-        out.append(Violation(f"{path}.values", f"{operator_name(op)} takes exactly one value, got {n}"))
+        out.append(
+            Violation(f"{path}.values", f"{operator_name(op)} takes exactly one value, got {n}")
+        )
         return False
     if op == spb.OPERATOR_IS_NULL and n > 1:
         out.append(Violation(f"{path}.values", "is_null takes at most one value: true or false"))
@@ -173,7 +178,9 @@ def _date_part_condition(
         ok = False
     if cond.operator not in DATE_PART_OPERATORS:
         out.append(
-            Violation(f"{path}.operator", f"{operator_name(cond.operator)} is not allowed with date_part")
+            Violation(
+                f"{path}.operator", f"{operator_name(cond.operator)} is not allowed with date_part"
+            )
         )
         ok = False
     if cond.time_zone and not valid_time_zone(cond.time_zone):

@@ -160,18 +160,20 @@ class SQLiteStore(Store):
 
     async def secret(self) -> bytes:
         if self._secret is None:
-            async with self._reader() as conn, conn.execute(
-                "SELECT value FROM meta WHERE key = 'token_secret'"
-            ) as cur:
+            async with (
+                self._reader() as conn,
+                conn.execute("SELECT value FROM meta WHERE key = 'token_secret'") as cur,
+            ):
                 row = await cur.fetchone()
             assert row is not None, "migrations create the secret"
             self._secret = bytes(row[0])
         return self._secret
 
     async def tenant_for_key(self, key_hash: str) -> int | None:
-        async with self._reader() as conn, conn.execute(
-            "SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)
-        ) as cur:
+        async with (
+            self._reader() as conn,
+            conn.execute("SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)) as cur,
+        ):
             row = await cur.fetchone()
         return int(row[0]) if row else None
 
@@ -332,19 +334,18 @@ class SQLiteStore(Store):
             return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
 
     async def get(self, tenant_id: int, *, id: int = 0, event_id: str = "") -> Row | None:
-        if id:
-            sql, arg = "SELECT ts, id, data FROM events WHERE tenant_id = ? AND id = ?", id
-        else:
-            sql, arg = "SELECT ts, id, data FROM events WHERE tenant_id = ? AND event_id = ?", event_id
-        async with self._reader() as conn, conn.execute(sql, (tenant_id, arg)) as cur:
+        column, value = ("id", id) if id else ("event_id", event_id)
+        sql = f"SELECT ts, id, data FROM events WHERE tenant_id = ? AND {column} = ?"
+        async with self._reader() as conn, conn.execute(sql, (tenant_id, value)) as cur:
             row = await cur.fetchone()
         return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
 
     async def count(self, query: Query) -> int:
         clause, params = sqlite_sql.where(query, keyset=False)
-        async with self._reader() as conn, conn.execute(
-            f"SELECT count(*) FROM events WHERE {clause}", params
-        ) as cur:
+        async with (
+            self._reader() as conn,
+            conn.execute(f"SELECT count(*) FROM events WHERE {clause}", params) as cur,
+        ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -376,9 +377,10 @@ class SQLiteStore(Store):
         return [(_key_text(k, group_by), int(n)) for k, n in rows]
 
     async def last_id(self) -> int:
-        async with self._reader() as conn, conn.execute(
-            "SELECT coalesce(max(id), 0) FROM events"
-        ) as cur:
+        async with (
+            self._reader() as conn,
+            conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur,
+        ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 

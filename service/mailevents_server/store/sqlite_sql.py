@@ -17,7 +17,7 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
 
-_CMP = {
+_CMP: dict[int, str] = {
     spb.OPERATOR_EXACT: "=",
     spb.OPERATOR_GT: ">",
     spb.OPERATOR_GTE: ">=",
@@ -54,7 +54,9 @@ def order_by(query: Query) -> str:
     return f"ORDER BY ts {direction}, id {direction}"
 
 
-def select(query: Query, columns: str = "ts, id, data", limit: int | None = None) -> tuple[str, list[Any]]:
+def select(
+    query: Query, columns: str = "ts, id, data", limit: int | None = None
+) -> tuple[str, list[Any]]:
     clause, params = where(query)
     sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
     if limit is not None:
