@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,9 +28,7 @@ class ServerProcess:
         self.http_port = free_port() if http else 0
         self.address = f"127.0.0.1:{self.port}"
         self._args = [
-            sys.executable,
-            "-m",
-            "mailevents.cli",
+            str(Path(sys.executable).parent / "mailevents"),
             "serve",
             "--grpc-address",
             self.address,
@@ -62,22 +61,41 @@ class ServerProcess:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
-    def memory_kib(self) -> tuple[int, int]:
-        """(current RSS, peak RSS) of the server process, in KiB."""
+    def memory_kib(self) -> dict[str, int]:
+        """The server's memory now, in KiB: VmRSS, RssAnon (heap: what a result could
+        grow) and RssFile (pages of the database file mapped by SQLite's mmap)."""
         assert self.proc is not None
-        fields = {}
+        out = {}
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             name, _, value = line.partition(":")
-            fields[name] = value.strip()
-        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+            if name in ("VmRSS", "RssAnon", "RssFile"):
+                out[name] = int(value.split()[0])
+        return out
 
-    def reset_peak(self) -> None:
-        """Make VmHWM start again from the current RSS (Linux >= 4.0)."""
-        assert self.proc is not None
-        try:
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
-        except OSError:
-            pass
+
+class MemorySampler:
+    """Samples a process's memory every few milliseconds; keeps the peaks."""
+
+    def __init__(self, server: ServerProcess, every: float = 0.01) -> None:
+        self._server = server
+        self._every = every
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, kib in self._server.memory_kib().items():
+                self.peak[name] = max(kib, self.peak.get(name, 0))
+            self._stop.wait(self._every)
 
 
 def cpu_count() -> int:

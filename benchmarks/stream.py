@@ -26,7 +26,12 @@ TYPED_SQL = (
 
 
 def raw_floor(path: Path, sql: str = FLOOR_SQL) -> tuple[int, float]:
-    """Plain sqlite3 reading the rows a search reads: (rows, rows/s)."""
+    """Plain sqlite3 reading the rows a search reads: (rows, rows/s), best of two runs
+    so that the floor, like the server, reads a warm page cache."""
+    return max((_read_all(path, sql) for _ in range(2)), key=lambda r: r[1])
+
+
+def _read_all(path: Path, sql: str) -> tuple[int, float]:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA mmap_size = 1073741824")
         max_id = conn.execute("SELECT max(id) FROM events").fetchone()[0]
@@ -46,10 +51,11 @@ def stream(
     batch_size: int = 1000,
     paths: list[str] | None = None,
     parse: bool = True,
+    max_events: int = 0,
 ) -> tuple[int, float]:
     """SearchMessageEvents over loopback from this process: (events, events/s)."""
     metadata = (("authorization", f"Bearer {key}"),)
-    request = spb.SearchMessageEventsRequest(batch_size=batch_size)
+    request = spb.SearchMessageEventsRequest(batch_size=batch_size, max_events=max_events)
     if paths:
         request.read_mask.CopyFrom(field_mask_pb2.FieldMask(paths=paths))
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
