@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailevents_server.auth import hash_key, new_key
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     _database_flag(kc)
     kc.add_argument("--tenant", required=True, help="tenant name (created if new)")
     kc.add_argument("--label", default="", help="a note to tell keys apart")
+    kl = ksub.add_parser("list", help="list keys (their ids, tenants and labels, never the keys)")
+    _database_flag(kl)
+    kr = ksub.add_parser(
+        "revoke", help="revoke a key by its id from `keys list` (servers forget it within 30 s)"
+    )
+    _database_flag(kr)
+    kr.add_argument("key_id", help="the key id shown by `keys list`")
 
     d = sub.add_parser("demo", help="load realistic demo events; prints a key for the tenant last")
     _database_flag(d)
@@ -107,11 +115,7 @@ def main(argv: Sequence[str]) -> int:
             )
             asyncio.run(serve(config))
         elif args.command == "keys":
-            key = asyncio.run(create_key(args.database, args.tenant, args.label))
-            print(
-                f"API key for tenant {args.tenant!r} (shown once, store it now):", file=sys.stderr
-            )
-            print(key)
+            return asyncio.run(_keys(args))
         elif args.command == "demo":
             if args.events < 0:
                 print("error: --events must not be negative", file=sys.stderr)
@@ -121,6 +125,37 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        key = await create_key(args.database, args.tenant, args.label)
+        print(f"API key for tenant {args.tenant!r} (shown once, store it now):", file=sys.stderr)
+        print(key)
+        return 0
+    store = open_store(args.database)
+    await store.open()
+    try:
+        if args.keys_command == "list":
+            print(f"{'KEY ID':<14}{'TENANT':<20}{'CREATED (UTC)':<22}LABEL")
+            for info in await store.list_keys():
+                created = datetime.fromtimestamp(info.created_us / 1e6, UTC)
+                print(
+                    f"{info.key_id:<14}{info.tenant:<20}{created:%Y-%m-%d %H:%M:%S}   {info.label}"
+                )
+            return 0
+        try:
+            revoked = await store.revoke_key(args.key_id)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not revoked:
+            print(f"error: no key with id {args.key_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {revoked} key(s)")
+        return 0
+    finally:
+        await store.close()
 
 
 async def create_key(database: str, tenant: str, label: str = "") -> str:
