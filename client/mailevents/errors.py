@@ -1,0 +1,70 @@
+"""The one exception the client raises for a failed call, with the server's details unpacked.
+
+The server explains INVALID_ARGUMENT with a `google.rpc.BadRequest` (one field
+violation per problem) and tags every error with a `google.rpc.ErrorInfo`
+reason. Both travel in the `grpc-status-details-bin` trailer, which a plain
+`AioRpcError` leaves as opaque bytes; users should see them without knowing
+that.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+__all__ = ["MailEventsError"]
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class MailEventsError(Exception):
+    """A call failed: the status `code`, the server's `message`, and the rich details.
+
+    `field_violations` holds (field, description) pairs from `BadRequest`;
+    `reason` and `domain` come from `ErrorInfo` (empty when the server, or a
+    proxy in front of it, sent none).
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field_violations: list[tuple[str, str]] | None = None,
+        reason: str = "",
+        domain: str = "",
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field_violations = field_violations or []
+        self.reason = reason
+        self.domain = domain
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> MailEventsError:
+        """Unpack a failed call's status and its `google.rpc.Status` details, if any."""
+        violations: list[tuple[str, str]] = []
+        reason = domain = ""
+        for detail in _status_details(error):
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                violations.extend((v.field, v.description) for v in bad_request.field_violations)
+            elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, domain = info.reason, info.domain
+        return cls(error.code(), error.details() or "", violations, reason, domain)
+
+
+def _status_details(error: grpc.aio.AioRpcError) -> list[AnyProto]:
+    """The `Any` details of the rich status in the trailers; none when absent or garbled."""
+    for key, value in error.trailing_metadata() or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            try:
+                return list(status_pb2.Status.FromString(value).details)
+            except DecodeError:
+                return []  # a broken trailer must not hide the status it came with
+    return []
