@@ -8,10 +8,10 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import field_mask_pb2
-from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 
 from benchmarks.process import ServerProcess
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 
 #: The same rows the service reads for an unfiltered search: tenant, snapshot, order.
 FLOOR_SQL = (

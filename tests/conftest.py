@@ -6,12 +6,15 @@ stub, exactly as a client in another process would.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
+
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
@@ -80,9 +83,18 @@ async def make_server(database: str) -> Server:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    srv = await make_server(str(tmp_path / "events.db"))
-    try:
-        yield srv
-    finally:
-        await srv.channel.close()
-        await srv.running.stop(grace=0)
+    """A server on SQLite; on a fresh PostgreSQL database instead when
+    MAILEVENTS_TEST_STORE=postgres (the whole suite against PostgreSQL)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if os.environ.get("MAILEVENTS_TEST_STORE") == "postgres":
+            from pgtest import fresh_database
+
+            database = await stack.enter_async_context(fresh_database())
+        else:
+            database = str(tmp_path / "events.db")
+        srv = await make_server(database)
+        try:
+            yield srv
+        finally:
+            await srv.channel.close()
+            await srv.running.stop(grace=0)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 from conftest import Server
+from test_client import make_events
+
 from mailevents.cli import main
 from mailevents.v1 import message_event_pb2 as pb
-from test_client import make_events
 
 SCRIPT = Path(sys.executable).with_name("mailevents")
 

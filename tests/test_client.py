@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import Server
+
 from mailevents import MailEventsClient, MailEventsError, where
 from mailevents.query import query
 from mailevents.v1 import message_event_pb2 as pb

@@ -510,7 +510,7 @@ async def _ingest_command(args: argparse.Namespace) -> int:
                     checkpoint_path,
                     progress=progress,
                 )
-        except (MailEventsError, KeyboardInterrupt):
+        except (MailEventsError, asyncio.CancelledError):  # Ctrl-C cancels the run
             # Say what is already stored, and how to go on: a rerun resumes at
             # the checkpoint, and re-sent events are only counted as duplicates.
             print(f"stopped after {summary}", file=sys.stderr)

@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long running calls may finish"
         " (env MAILEVENTS_GRACE_SECONDS; default %(default)s)",
     )
+    s.add_argument(
+        "--retention",
+        default=_env("RETENTION", DEFAULTS.retention),
+        help="remove events older than this, e.g. 30d or 12h; '' keeps all "
+        "(env MAILEVENTS_RETENTION)",
+    )
 
     k = sub.add_parser("keys", help="manage API keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
@@ -112,6 +118,7 @@ def main(argv: Sequence[str]) -> int:
                 tls_key=args.tls_key,
                 log_level=args.log_level,
                 grace_seconds=args.grace_seconds,
+                retention=args.retention,
             )
             asyncio.run(serve(config))
         elif args.command == "keys":

@@ -47,6 +47,17 @@ class InvalidArgument(ServiceError):
     ) -> None:
         super().__init__(message, reason, grpc.StatusCode.INVALID_ARGUMENT, tuple(violations))
 
+    @classmethod
+    def of(cls, violations: Sequence[Violation], reason: str) -> InvalidArgument:
+        """One summary line for the message; every detail stays in the field violations."""
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more, see the field violations)"
+        return cls(
+            f"{first.field}: {first.description}" + (more if len(violations) > 1 else ""),
+            reason,
+            violations,
+        )
+
 
 class NotFound(ServiceError):
     def __init__(self, message: str, reason: str = "NOT_FOUND") -> None:
@@ -71,16 +82,33 @@ def to_rpc_status(err: ServiceError) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN)
     details.append(_pack(info))
     if err.violations:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in err.violations
-            ]
-        )
+        # The status travels in trailing metadata, which clients refuse past
+        # 8-16 KiB (turning it into RESOURCE_EXHAUSTED): descriptions echo
+        # request values, so clip them and keep only as many as fit a budget.
+        bad = error_details_pb2.BadRequest()
+        for v in err.violations:
+            fv = bad.field_violations.add(
+                field=_clip(v.field, 200), description=_clip(v.description, 1000)
+            )
+            if len(bad.field_violations) > 1 and bad.ByteSize() > _VIOLATION_BUDGET:
+                bad.field_violations.remove(fv)
+                break
         details.append(_pack(bad))
-    return status_pb2.Status(code=err.code.value[0], message=err.message, details=details)
+    return status_pb2.Status(
+        code=err.code.value[0], message=_clip(err.message, 500), details=details
+    )
+
+
+#: Bytes of field violations sent at most (gRPC's default soft metadata limit is 8 KiB).
+_VIOLATION_BUDGET = 3000
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, marked with an ellipsis when cut."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - 3].decode(errors="ignore") + "…"
 
 
 def internal_status() -> status_pb2.Status:

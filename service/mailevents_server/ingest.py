@@ -15,7 +15,6 @@ from typing import Any
 
 from mailevents.event_types import CATEGORY_BY_TYPE, parse_type, type_name
 from mailevents.v1 import message_event_pb2 as pb
-
 from mailevents_server.query.fields import FIELDS, TAG_SEP, Kind
 from mailevents_server.query.validate import timestamp_us
 

@@ -7,6 +7,7 @@ handling and graceful shutdown for the console script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from mailevents_server.auth import KeyResolver, TenantInterceptor
 from mailevents_server.query.tokens import TokenCodec
+from mailevents_server.retention import parse_duration
+from mailevents_server.retention import run_forever as run_retention
 from mailevents_server.servicer import SERVICE_NAME, MessageEventServicer, handlers
 from mailevents_server.store import open_store
 from mailevents_server.store.base import Store
@@ -41,6 +44,8 @@ class ServerConfig:
     log_level: str = "info"
     #: How long running calls may go on after SIGTERM before they are cancelled.
     grace_seconds: float = 10.0
+    #: Remove events older than this ("30d", "12h"; "" keeps everything).
+    retention: str = ""
     store_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +72,10 @@ class RunningServer:
 
 
 async def start_server(config: ServerConfig, store: Store | None = None) -> RunningServer:
+    try:
+        window = parse_duration(config.retention)
+    except ValueError as exc:
+        raise SystemExit(f"error: --retention: {exc}") from None
     if store is None:
         if "://" not in config.database:
             Path(config.database).parent.mkdir(parents=True, exist_ok=True)
@@ -99,10 +108,20 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, store, health_servicer)
+    running._stoppers.append(servicer.stop_live_streams)
+    if window:
+        retention_task = asyncio.create_task(run_retention(store, window), name="retention")
+        running._stoppers.append(lambda: _cancel(retention_task))
     log.info(
         "gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database
     )
     return running
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:

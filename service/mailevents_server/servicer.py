@@ -9,26 +9,28 @@ method here fails at start-up (and in tests) instead of answering UNIMPLEMENTED.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
-from mailevents.v1 import message_event_pb2 as pb
-from mailevents.v1 import message_event_service_pb2 as spb
 
-from mailevents_server import wire
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import live, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
-from mailevents_server.ingest import prepare
+from mailevents_server.ingest import Rejection, prepare
+from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
-from mailevents_server.query.tokens import Cursor, TokenCodec, fingerprint
+from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
 from mailevents_server.query.validate import compile_query, valid_time_zone
-from mailevents_server.store.base import Outcome, Row, Store
+from mailevents_server.store.base import Outcome, Row, Store, WriteResult
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
 SERVICE_NAME = SERVICE.full_name
@@ -42,8 +44,14 @@ DEFAULT_BUCKETS = 1000
 MAX_BUCKETS = 100_000
 #: Keep each streamed message well under gRPC's default 4 MiB receive limit.
 MAX_MESSAGE_BYTES = 3 * 1024 * 1024
+#: Batches of one ingest stream being prepared or committed at once: enough
+#: for the writer to merge several into one transaction, few enough that a
+#: fast producer waits (gRPC flow control) instead of filling server memory.
+INGEST_WINDOW = 8
+#: Batches larger than this are validated in a worker thread, so that a big
+#: batch does not stall every live stream's event loop for its whole length.
+_PREPARE_INLINE_MAX = 256
 
-_EVENT_DESCRIPTOR: Any = pb.MessageEvent.DESCRIPTOR
 _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, varint
 
 
@@ -51,6 +59,11 @@ class MessageEventServicer:
     def __init__(self, store: Store, codec: TokenCodec) -> None:
         self._store = store
         self._codec = codec
+        self._shutdown = live.Shutdown()
+
+    async def stop_live_streams(self) -> None:
+        """End every live stream (watch, search with follow) now, with UNAVAILABLE."""
+        self._shutdown.event.set()
 
     # -- search --------------------------------------------------------------
 
@@ -65,33 +78,189 @@ class MessageEventServicer:
         )
         if request.max_events < 0:
             violations.append(Violation("max_events", "must not be negative"))
+        heartbeat = live.heartbeat_seconds(
+            request.heartbeat_interval,
+            request.HasField("heartbeat_interval"),
+            "heartbeat_interval",
+            violations,
+        )
         mask = _read_mask(request.read_mask, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
-        query = await self._position(query, request.resume_token, "resume_token", fp)
+        # Where to begin: the history pinned to a snapshot (max_id), or, with a
+        # live token of a following search, straight in the live part.
+        snapshot_us = 0
+        live_from: int | None = None
+        if not request.resume_token:
+            mark = await self._store.watermark()
+            query = dataclasses.replace(query, max_id=mark.position)
+            snapshot_us = mark.time_us
+        elif request.follow:
+            start = self._codec.decode_stream(request.resume_token, "resume_token", tenant, fp)
+            if isinstance(start, LivePosition):
+                await live.check_position(self._store, start.position, "resume_token")
+                live_from = start.position
+            else:
+                query = dataclasses.replace(
+                    query, after=(start.ts_us, start.id), max_id=start.max_id
+                )
+        else:
+            query = await self._position(query, request.resume_token, "resume_token", fp)
 
         remaining = request.max_events or -1
         events = batches = 0
-        reads = self._store.read(query, batch_size)
-        async with contextlib.aclosing(reads):  # type: ignore[type-var]
-            async for rows in reads:
-                if remaining >= 0:
-                    rows = rows[:remaining]
-                    remaining -= len(rows)
-                for chunk in _chunks(rows):
-                    last = chunk[-1]
-                    token = self._codec.encode(
-                        Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
-                    )
-                    yield _events_bytes(chunk, mask) + wire.length_delimited(2, token.encode())
-                    events += len(chunk)
+        if live_from is None:
+            reads = self._store.read(query, batch_size)
+            async with contextlib.aclosing(reads):  # type: ignore[type-var]
+                async for rows in reads:
+                    if remaining >= 0:
+                        rows = rows[:remaining]
+                        remaining -= len(rows)
+                    for chunk in _chunks(rows):
+                        last = chunk[-1]
+                        token = self._codec.encode(
+                            Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
+                        )
+                        yield _events_bytes(chunk, mask) + wire.length_delimited(2, token.encode())
+                        events += len(chunk)
+                        batches += 1
+                    if remaining == 0:
+                        break
+        # The history is complete up to its snapshot, unless max_events cut it short.
+        complete = remaining != 0
+        # Resumed straight into the live part: no seam message will give the token.
+        resumed_live = live_from is not None
+        if request.follow and complete:
+            complete = False  # from here on only max_events ends the stream: cut short
+            if live_from is None:
+                # The seam: the history covered every id up to max_id; live goes on from there.
+                live_from = query.max_id or 0
+                yield self._live_message([], tenant, fp, None, live_from, snapshot_us, 4)
+            follow = live.follow(
+                self._store,
+                query,
+                live_from,
+                batch_size,
+                heartbeat,
+                announce=resumed_live,
+                shutdown=self._shutdown,
+            )
+            async with contextlib.aclosing(follow):  # type: ignore[type-var]
+                async for batch in follow:
+                    cut = live.cut(batch, remaining)
+                    for message in self._live_messages(cut, tenant, fp, mask, 4):
+                        yield message
+                    events += len(cut.rows)
                     batches += 1
-                if remaining == 0:
-                    break
+                    if remaining >= 0:
+                        remaining -= len(cut.rows)
+                        if remaining == 0:
+                            break
         elapsed = Duration()
         elapsed.FromNanoseconds(int((time.monotonic() - started) * 1e9))
-        yield spb.SearchMessageEventsResponse(
+        final = spb.SearchMessageEventsResponse(
             stats=spb.SearchStats(events=events, batches=batches, elapsed=elapsed)
+        )
+        if complete:
+            final.watermark.position = query.max_id or 0
+            if snapshot_us:
+                final.watermark.time.FromMicroseconds(snapshot_us)
+        yield final
+
+    # -- watch -------------------------------------------------------------------
+
+    async def WatchMessageEvents(
+        self, request: spb.WatchMessageEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        tenant = current_tenant()
+        violations: list[Violation] = []
+        batch_size = _bounded(
+            request.batch_size, "batch_size", DEFAULT_BATCH, MAX_BATCH, violations
+        )
+        heartbeat = live.heartbeat_seconds(
+            request.heartbeat_interval,
+            request.HasField("heartbeat_interval"),
+            "heartbeat_interval",
+            violations,
+        )
+        if request.max_events < 0:
+            violations.append(Violation("max_events", "must not be negative"))
+        mask = _read_mask(request.read_mask, violations)
+        query = compile_query(request.query, tenant, extra=violations)
+        fp = fingerprint(request.query)
+        if request.resume_token:
+            start = self._codec.decode_stream(request.resume_token, "resume_token", tenant, fp)
+            if not isinstance(start, LivePosition):
+                raise invalid(
+                    "resume_token",
+                    "this token is from the history part of a search: resume it with "
+                    "SearchMessageEvents and follow",
+                    "TOKEN_NOT_LIVE",
+                )
+            await live.check_position(self._store, start.position, "resume_token")
+            position = start.position
+        else:
+            position = (await self._store.watermark()).position
+        remaining = request.max_events or -1
+        follow = live.follow(
+            self._store,
+            query,
+            position,
+            batch_size,
+            heartbeat,
+            announce=True,
+            shutdown=self._shutdown,
+        )
+        async with contextlib.aclosing(follow):  # type: ignore[type-var]
+            async for batch in follow:
+                cut = live.cut(batch, remaining)
+                for message in self._live_messages(cut, tenant, fp, mask, 3):
+                    yield message
+                if remaining >= 0:
+                    remaining -= len(cut.rows)
+                    if remaining == 0:
+                        return
+
+    def _live_messages(
+        self,
+        batch: live.LiveBatch,
+        tenant: int,
+        fp: bytes,
+        mask: Projection | None,
+        watermark_field: int,
+    ) -> list[bytes]:
+        """A live batch as response bytes: events, a live resume token and the watermark.
+
+        A batch too large for one message is split; each part's token and
+        watermark reach its own last event.
+        """
+        chunks = _chunks(batch.rows) or [[]]
+        out = []
+        for i, chunk in enumerate(chunks):
+            if i == len(chunks) - 1:
+                position, time_us = batch.position, batch.time_us
+            else:
+                position, time_us = chunk[-1][1], 0
+            out.append(
+                self._live_message(chunk, tenant, fp, mask, position, time_us, watermark_field)
+            )
+        return out
+
+    def _live_message(
+        self,
+        rows: list[Row],
+        tenant: int,
+        fp: bytes,
+        mask: Projection | None,
+        position: int,
+        time_us: int,
+        watermark_field: int,
+    ) -> bytes:
+        token = self._codec.encode_live(LivePosition(tenant, fp, position))
+        return (
+            _events_bytes(rows, mask)
+            + wire.length_delimited(2, token.encode())
+            + live.watermark_field(watermark_field, position, time_us)
         )
 
     # -- list ------------------------------------------------------------------
@@ -178,34 +347,81 @@ class MessageEventServicer:
             raise invalid("events", f"send 1 to {MAX_INGEST} events per request, not {count}")
         ready, rejected = prepare(request.events)
         written = await self._store.write(current_tenant(), ready)
-        results = [
-            spb.IngestResult(
-                index=w.index,
-                event_id=w.event_id,
-                id=w.id,
-                status=spb.INGEST_STATUS_STORED
-                if w.outcome is Outcome.STORED
-                else spb.INGEST_STATUS_DUPLICATE,
-            )
-            for w in written
-        ]
-        results += [
-            spb.IngestResult(
-                index=r.index,
-                event_id=r.event_id,
-                status=spb.INGEST_STATUS_REJECTED,
-                reason=r.reason,
-            )
-            for r in rejected
-        ]
-        results.sort(key=lambda r: r.index)
-        stored = sum(1 for w in written if w.outcome is Outcome.STORED)
+        results, stored = _ingest_results(written, rejected)
         return spb.IngestMessageEventsResponse(
             results=results,
             stored=stored,
             duplicates=len(written) - stored,
             rejected=len(rejected),
         )
+
+    async def IngestMessageEventsStream(
+        self,
+        requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[spb.IngestMessageEventsStreamResponse]:
+        """Batches in, acknowledgements out, in order, each once its batch is durable.
+
+        A reader task takes batches as they come and hands them to the store
+        (whose writer merges them into large transactions) while earlier
+        ones are still committing; at most INGEST_WINDOW are in flight.
+        """
+        tenant = current_tenant()
+        window = asyncio.Semaphore(INGEST_WINDOW)
+        accepted: asyncio.Queue[_StreamBatch | Exception | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._accept_batches(tenant, requests, window, accepted))
+        try:
+            while (item := await accepted.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                written = await item.write
+                results, stored = _ingest_results(written, item.rejected)
+                yield spb.IngestMessageEventsStreamResponse(
+                    sequence=item.sequence,
+                    batch_id=item.batch_id,
+                    results=results,
+                    stored=stored,
+                    duplicates=len(written) - stored,
+                    rejected=len(item.rejected),
+                )
+                window.release()
+        finally:
+            reader.cancel()
+
+    async def _accept_batches(
+        self,
+        tenant: int,
+        requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
+        window: asyncio.Semaphore,
+        accepted: asyncio.Queue[_StreamBatch | Exception | None],
+    ) -> None:
+        sequence = 0
+        try:
+            async for request in requests:
+                await window.acquire()
+                count = len(request.events)
+                if count > MAX_INGEST:
+                    accepted.put_nowait(
+                        invalid(
+                            f"requests[{sequence}].events",
+                            f"send at most {MAX_INGEST} events per batch, not {count}",
+                        )
+                    )
+                    return
+                if count > _PREPARE_INLINE_MAX:
+                    ready, rejected = await asyncio.to_thread(prepare, request.events)
+                else:
+                    ready, rejected = prepare(request.events)
+                write = asyncio.ensure_future(self._store.write(tenant, ready))
+                # Retrieved here too, so that a stream gone before its
+                # acknowledgement leaves no "exception never retrieved".
+                write.add_done_callback(_retrieve)
+                accepted.put_nowait(_StreamBatch(sequence, request.batch_id, rejected, write))
+                sequence += 1
+        except Exception as exc:  # the sender raises it after the acknowledgements before
+            accepted.put_nowait(exc)
+        finally:
+            accepted.put_nowait(None)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -217,6 +433,51 @@ class MessageEventServicer:
         return dataclasses.replace(query, max_id=await self._store.last_id())
 
 
+@dataclass(frozen=True)
+class _StreamBatch:
+    """A batch of an ingest stream on its way to the store."""
+
+    sequence: int
+    batch_id: str
+    rejected: list[Rejection]
+    write: asyncio.Future[list[WriteResult]]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _ingest_results(
+    written: Sequence[WriteResult], rejected: Sequence[Rejection]
+) -> tuple[list[spb.IngestResult], int]:
+    """One result per event of a request, in request order; and how many were stored."""
+    results = [
+        spb.IngestResult(
+            index=w.index,
+            event_id=w.event_id,
+            id=w.id,
+            status=spb.INGEST_STATUS_STORED
+            if w.outcome is Outcome.STORED
+            else spb.INGEST_STATUS_DUPLICATE,
+        )
+        for w in written
+    ]
+    if rejected:
+        results += [
+            spb.IngestResult(
+                index=r.index,
+                event_id=r.event_id,
+                status=spb.INGEST_STATUS_REJECTED,
+                reason=r.reason,
+            )
+            for r in rejected
+        ]
+        results.sort(key=lambda r: r.index)
+    stored = sum(1 for w in written if w.outcome is Outcome.STORED)
+    return results, stored
+
+
 def _bounded(value: int, field: str, default: int, maximum: int, out: list[Violation]) -> int:
     if value < 0 or value > maximum:
         out.append(Violation(field, f"must be between 0 (default {default}) and {maximum}"))
@@ -224,28 +485,18 @@ def _bounded(value: int, field: str, default: int, maximum: int, out: list[Viola
     return value or default
 
 
-def _read_mask(
-    mask: field_mask_pb2.FieldMask, out: list[Violation]
-) -> field_mask_pb2.FieldMask | None:
+def _read_mask(mask: field_mask_pb2.FieldMask, out: list[Violation]) -> Projection | None:
     if not mask.paths:
         return None
-    bad = [
-        p
-        for p in mask.paths
-        if not field_mask_pb2.FieldMask(paths=[p]).IsValidForDescriptor(_EVENT_DESCRIPTOR)
-    ]
+    bad = invalid_paths(mask)
     if bad:
         out.append(Violation("read_mask", f"unknown MessageEvent fields: {', '.join(bad)}"))
         return None
-    return mask
+    return Projection(mask)
 
 
 def _invalid_request(violations: list[Violation]) -> InvalidArgument:
-    return InvalidArgument(
-        "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in violations),
-        "INVALID_REQUEST",
-        violations,
-    )
+    return InvalidArgument.of(violations, "INVALID_REQUEST")
 
 
 def _chunks(rows: list[Row]) -> list[list[Row]]:
@@ -267,17 +518,11 @@ def _chunks(rows: list[Row]) -> list[list[Row]]:
     return chunks
 
 
-def _events_bytes(rows: list[Row], mask: field_mask_pb2.FieldMask | None) -> bytes:
+def _events_bytes(rows: list[Row], projection: Projection | None) -> bytes:
     """Field 1 of a response for each row: stored bytes as they are, or projected."""
-    if mask is None:
+    if projection is None:
         return b"".join([row[2] for row in rows])
-    out = []
-    for row in rows:
-        full = pb.MessageEvent.FromString(wire.event_payload(row[2]))
-        projected = pb.MessageEvent()
-        mask.MergeMessage(full, projected)
-        out.append(wire.length_delimited(1, projected.SerializeToString()))
-    return b"".join(out)
+    return b"".join([projection.apply(row[2]) for row in rows])
 
 
 def _serialize(response: Any) -> bytes:

@@ -127,18 +127,30 @@ class EventQuery(_message.Message):
     def __init__(self, conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order: _Optional[_Union[Order, str]] = ...) -> None: ...
 
 class SearchMessageEventsRequest(_message.Message):
-    __slots__ = ("query", "read_mask", "batch_size", "resume_token", "max_events")
+    __slots__ = ("query", "read_mask", "batch_size", "resume_token", "max_events", "follow", "heartbeat_interval")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     READ_MASK_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     query: EventQuery
     read_mask: _field_mask_pb2.FieldMask
     batch_size: int
     resume_token: str
     max_events: int
-    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., batch_size: _Optional[int] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ...) -> None: ...
+    follow: bool
+    heartbeat_interval: _duration_pb2.Duration
+    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., batch_size: _Optional[int] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class Watermark(_message.Message):
+    __slots__ = ("position", "time")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, position: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchStats(_message.Message):
     __slots__ = ("events", "batches", "elapsed")
@@ -151,14 +163,16 @@ class SearchStats(_message.Message):
     def __init__(self, events: _Optional[int] = ..., batches: _Optional[int] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SearchMessageEventsResponse(_message.Message):
-    __slots__ = ("events", "resume_token", "stats")
+    __slots__ = ("events", "resume_token", "stats", "watermark")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_message_event_pb2.MessageEvent]
     resume_token: str
     stats: SearchStats
-    def __init__(self, events: _Optional[_Iterable[_Union[_message_event_pb2.MessageEvent, _Mapping]]] = ..., resume_token: _Optional[str] = ..., stats: _Optional[_Union[SearchStats, _Mapping]] = ...) -> None: ...
+    watermark: Watermark
+    def __init__(self, events: _Optional[_Iterable[_Union[_message_event_pb2.MessageEvent, _Mapping]]] = ..., resume_token: _Optional[str] = ..., stats: _Optional[_Union[SearchStats, _Mapping]] = ..., watermark: _Optional[_Union[Watermark, _Mapping]] = ...) -> None: ...
 
 class ListMessageEventsRequest(_message.Message):
     __slots__ = ("query", "read_mask", "page_size", "page_token", "include_total_size")
@@ -267,3 +281,53 @@ class IngestMessageEventsResponse(_message.Message):
     duplicates: int
     rejected: int
     def __init__(self, results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ..., stored: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class IngestMessageEventsStreamRequest(_message.Message):
+    __slots__ = ("events", "batch_id")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_message_event_pb2.MessageEvent]
+    batch_id: str
+    def __init__(self, events: _Optional[_Iterable[_Union[_message_event_pb2.MessageEvent, _Mapping]]] = ..., batch_id: _Optional[str] = ...) -> None: ...
+
+class IngestMessageEventsStreamResponse(_message.Message):
+    __slots__ = ("sequence", "batch_id", "results", "stored", "duplicates", "rejected")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    batch_id: str
+    results: _containers.RepeatedCompositeFieldContainer[IngestResult]
+    stored: int
+    duplicates: int
+    rejected: int
+    def __init__(self, sequence: _Optional[int] = ..., batch_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[IngestResult, _Mapping]]] = ..., stored: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class WatchMessageEventsRequest(_message.Message):
+    __slots__ = ("query", "read_mask", "resume_token", "batch_size", "heartbeat_interval", "max_events")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    READ_MASK_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    query: EventQuery
+    read_mask: _field_mask_pb2.FieldMask
+    resume_token: str
+    batch_size: int
+    heartbeat_interval: _duration_pb2.Duration
+    max_events: int
+    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., resume_token: _Optional[str] = ..., batch_size: _Optional[int] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_events: _Optional[int] = ...) -> None: ...
+
+class WatchMessageEventsResponse(_message.Message):
+    __slots__ = ("events", "resume_token", "watermark")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_message_event_pb2.MessageEvent]
+    resume_token: str
+    watermark: Watermark
+    def __init__(self, events: _Optional[_Iterable[_Union[_message_event_pb2.MessageEvent, _Mapping]]] = ..., resume_token: _Optional[str] = ..., watermark: _Optional[_Union[Watermark, _Mapping]] = ...) -> None: ...

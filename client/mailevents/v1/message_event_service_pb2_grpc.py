@@ -63,6 +63,16 @@ class MessageEventServiceStub:
                 request_serializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsRequest.SerializeToString,
                 response_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsResponse.FromString,
                 _registered_method=True)
+        self.IngestMessageEventsStream = channel.stream_stream(
+                '/mailevents.v1.MessageEventService/IngestMessageEventsStream',
+                request_serializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamRequest.SerializeToString,
+                response_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamResponse.FromString,
+                _registered_method=True)
+        self.WatchMessageEvents = channel.unary_stream(
+                '/mailevents.v1.MessageEventService/WatchMessageEvents',
+                request_serializer=mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsRequest.SerializeToString,
+                response_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsResponse.FromString,
+                _registered_method=True)
 
 
 class MessageEventServiceServicer:
@@ -109,6 +119,27 @@ class MessageEventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestMessageEventsStream(self, request_iterator, context):
+        """Stores a stream of batches, for high-rate producers: batches are
+        committed together in large transactions and each is acknowledged, in
+        the order sent, once it is durable. Idempotent on (tenant, event_id), so
+        a producer re-sends every batch not yet acknowledged after a failure.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchMessageEvents(self, request, context):
+        """Streams matching events as they are committed, in commit order, with
+        heartbeats while idle. Every message carries a resume token and a
+        watermark; reconnecting with the token (also after a server restart)
+        continues with exactly the events committed since, none skipped or
+        repeated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageEventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +167,16 @@ def add_MessageEventServiceServicer_to_server(servicer, server):
                     servicer.IngestMessageEvents,
                     request_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsRequest.FromString,
                     response_serializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsResponse.SerializeToString,
+            ),
+            'IngestMessageEventsStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestMessageEventsStream,
+                    request_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamRequest.FromString,
+                    response_serializer=mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamResponse.SerializeToString,
+            ),
+            'WatchMessageEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchMessageEvents,
+                    request_deserializer=mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsRequest.FromString,
+                    response_serializer=mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +318,60 @@ class MessageEventService:
             '/mailevents.v1.MessageEventService/IngestMessageEvents',
             mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsRequest.SerializeToString,
             mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestMessageEventsStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mailevents.v1.MessageEventService/IngestMessageEventsStream',
+            mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamRequest.SerializeToString,
+            mailevents_dot_v1_dot_message__event__service__pb2.IngestMessageEventsStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchMessageEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mailevents.v1.MessageEventService/WatchMessageEvents',
+            mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsRequest.SerializeToString,
+            mailevents_dot_v1_dot_message__event__service__pb2.WatchMessageEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

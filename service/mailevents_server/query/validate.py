@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from google.protobuf import timestamp_pb2
+
 from mailevents.event_types import parse_type
 from mailevents.v1 import message_event_service_pb2 as spb
-
 from mailevents_server.errors import InvalidArgument, Violation
 from mailevents_server.query.fields import (
     BY_NAME,
@@ -28,6 +28,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _INT_RE = re.compile(r"[+-]?\d{1,19}\Z")
 _MAX_VALUES = 10_000
+_MAX_CONDITIONS = 100
 # Timestamps we can represent as int64 microseconds and format as RFC 3339.
 _MIN_SECONDS = -62135596800  # 0001-01-01
 _MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59
@@ -77,10 +78,20 @@ def compile_query(
     """Validate an EventQuery and bind it to a tenant. Raises InvalidArgument."""
     violations: list[Violation] = list(extra or ())
     predicates: list[Predicate] = []
-    for i, cond in enumerate(request.conditions):
-        pred = _condition(cond, f"{path}.conditions[{i}]", violations)
-        if pred is not None:
-            predicates.append(pred)
+    # Bounds that keep every query compilable (SQLite: expression depth 1000,
+    # 250,000 parameters); past them the request is refused, not failed.
+    total_values = sum(len(c.values) for c in request.conditions)
+    if len(request.conditions) > _MAX_CONDITIONS:
+        violations.append(Violation(f"{path}.conditions", f"at most {_MAX_CONDITIONS} conditions"))
+    elif total_values > _MAX_VALUES:
+        violations.append(
+            Violation(f"{path}.conditions", f"at most {_MAX_VALUES} values in all conditions")
+        )
+    else:
+        for i, cond in enumerate(request.conditions):
+            pred = _condition(cond, f"{path}.conditions[{i}]", violations)
+            if pred is not None:
+                predicates.append(pred)
 
     start_us = end_us = None
     if request.HasField("start_time"):
@@ -97,11 +108,7 @@ def compile_query(
         violations.append(Violation(f"{path}.order", f"unknown order {request.order}"))
 
     if violations:
-        raise InvalidArgument(
-            "invalid query: " + "; ".join(f"{v.field}: {v.description}" for v in violations),
-            "INVALID_QUERY",
-            violations,
-        )
+        raise InvalidArgument.of(violations, "INVALID_QUERY")
     return Query(
         tenant_id=tenant_id,
         predicates=tuple(predicates),

@@ -8,9 +8,9 @@ from mailevents_server.store.base import Store
 def open_store(url: str, **options: object) -> Store:
     """A store for `url`: postgresql://... for PostgreSQL, anything else is a SQLite path."""
     if url.startswith(("postgresql://", "postgres://")):
-        from mailevents_server.store.postgres import PostgresStore  # type: ignore[import-not-found]
+        from mailevents_server.store.postgres import PostgresStore
 
-        return PostgresStore(url, **options)  # type: ignore[no-any-return]
+        return PostgresStore(url, **options)  # type: ignore[arg-type]
     from mailevents_server.store.sqlite import SQLiteStore
 
     return SQLiteStore(url, **options)  # type: ignore[arg-type]

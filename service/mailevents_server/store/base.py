@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query.model import Query
+
+#: How many leading hex digits of a key's hash name it in `keys list` / `keys revoke`.
+KEY_ID_LENGTH = 12
 
 #: (timestamp_us, id, stored event bytes)
 Row = tuple[int, int, bytes]
@@ -31,6 +35,31 @@ class WriteResult:
     event_id: str
     outcome: Outcome
     id: int
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What can be shown of a key: never the key, which is stored only as a hash."""
+
+    key_id: str
+    tenant: str
+    label: str
+    created_us: int
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far the store's commit order had reached, and when that was seen.
+
+    Every event with id <= `position` is committed, and none will ever be
+    committed with an id <= `position` later. So every event committed
+    before `time_us` (wall clock, microseconds since the epoch) has an id
+    <= `position`: a reader that has seen every row up to `position` has
+    seen everything committed before `time_us`.
+    """
+
+    position: int
+    time_us: int
 
 
 class Store(abc.ABC):
@@ -59,6 +88,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_key(self, tenant: str, key_hash: str, label: str = "") -> int:
         """Store a key hash for a tenant (created when new); returns the tenant id."""
+
+    @abc.abstractmethod
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every API key: its id (a prefix of its hash), tenant, label and creation time."""
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: str) -> int:
+        """Delete the keys whose hash starts with `key_id`; returns how many."""
 
     @abc.abstractmethod
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
@@ -90,5 +127,49 @@ class Store(abc.ABC):
         """Counts per key of a GroupBy dimension: largest first, or time order for buckets."""
 
     @abc.abstractmethod
+    async def delete_before(self, cutoff_us: int) -> int:
+        """Remove events with a timestamp before cutoff_us (retention); returns how many.
+
+        Runs alongside normal traffic: in small batches or by dropping whole
+        partitions, never one long transaction that blocks readers or writers.
+        """
+
+    @abc.abstractmethod
     async def last_id(self) -> int:
-        """The highest committed id: the snapshot bound for a new read."""
+        """The highest committed id: the snapshot bound for a new read.
+
+        Live streams rely on ids being assigned in commit order with no
+        later commit below this value (see `Watermark`): a backend whose
+        transactions draw ids concurrently (a PostgreSQL sequence used by
+        several writers) must serialize its commits to keep that true.
+        """
+
+    # -- live streams ----------------------------------------------------------
+
+    async def watermark(self) -> Watermark:
+        """The highest committed id, with a time taken just before it was read."""
+        seen_us = time.time_ns() // 1000
+        return Watermark(await self.last_id(), seen_us)
+
+    @abc.abstractmethod
+    async def wait_for_commit(self, position: int, max_wait: float) -> None:
+        """Return soon after an event with an id > `position` is committed, or after `max_wait` s.
+
+        Commits made through this store object must wake waiters at once
+        (well under 100 ms); commits by other processes sharing the database
+        within `max_wait` at the latest (a poll is enough). Returning early
+        is allowed: callers re-read `watermark()` and the rows, and wait
+        again if nothing is new. Many streams wait at once; a commit wakes
+        them all.
+        """
+
+    @abc.abstractmethod
+    async def read_after(self, query: Query, position: int, limit: int) -> list[Row]:
+        """Up to `limit` matching rows with `position` < id <= `query.max_id`, in id order.
+
+        Commit order, not timestamp order: `query.descending` and
+        `query.after` are not used; the predicates and the time bounds are.
+        `query.max_id` is always set (to a `watermark().position`). Plan it
+        on (tenant_id, id), so that following the tail of a large tenant
+        costs only the new rows.
+        """

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
-from mailevents.v1 import message_event_service_pb2 as spb
 
+from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import wire
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query import timeparts
 from mailevents_server.query.fields import DATA_COLUMNS
 from mailevents_server.query.model import Query
 from mailevents_server.store import sqlite_sql
-from mailevents_server.store.base import Outcome, Row, Store, WriteResult
+from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, Store, WriteResult
+from mailevents_server.store.commits import CommitHub
 from mailevents_server.store.sqlite_schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,24 @@ class _WriteRequest:
     )
 
 
+@dataclass
+class _DeleteRequest(_WriteRequest):
+    """One small retention batch (one tenant), queued like a write so ingest interleaves."""
+
+    cutoff_us: int = 0
+    deleted: int = 0
+
+
+#: Rows one retention batch deletes: small enough to keep each commit short.
+_DELETE_BATCH = 2000
+#: The highest id ever given: the last event's, or the one retention recorded
+#: before deleting it.
+_HIGHEST_ID = (
+    "SELECT max(coalesce((SELECT max(id) FROM events), 0), "
+    "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0))"
+)
+
+
 class SQLiteStore(Store):
     """SQLite via aiosqlite. `synchronous` is the PRAGMA: FULL survives power loss."""
 
@@ -71,17 +90,20 @@ class SQLiteStore(Store):
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._next_id = 1
+        self._commits = CommitHub()
         self._secret: bytes | None = None
         self.open_streams = 0
+        self._closing: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
         self._writer = await self._connect(writer=True)
         await self._migrate(self._writer)
-        async with self._writer.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
+        async with self._writer.execute(_HIGHEST_ID) as cur:
             row = await cur.fetchone()
         self._next_id = int(row[0]) + 1 if row else 1
+        self._commits.publish(self._next_id - 1)
         for _ in range(self._reader_count):
             conn = await self._connect(writer=False)
             self._all_readers.append(conn)
@@ -96,25 +118,52 @@ class SQLiteStore(Store):
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
+        while self._closing:  # connections opened for callers that were cancelled
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self._writer.execute("PRAGMA optimize")
             await self._writer.close()
             self._writer = None
 
+    async def _connect_reader(self) -> aiosqlite.Connection:
+        """A new reader connection, even for a caller being cancelled.
+
+        Opening runs shielded: if the caller is cancelled meanwhile, the
+        connection is closed once it is open instead of being leaked.
+        """
+        opening = asyncio.ensure_future(self._connect(writer=False))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._close_when_opened)
+            raise
+
+    def _close_when_opened(self, opening: asyncio.Future[aiosqlite.Connection]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            closing = asyncio.ensure_future(opening.result().close())
+            self._closing.add(closing)  # close() waits for it
+            closing.add_done_callback(self._closing.discard)
+
     async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute("PRAGMA busy_timeout = 10000")
-        if writer:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        else:
-            await conn.execute("PRAGMA query_only = 1")
-            await conn.execute("PRAGMA mmap_size = 1073741824")
-            await conn.execute("PRAGMA cache_size = -32768")
-        await conn.create_function("mev_lower", 1, _lower, deterministic=True)
-        await conn.create_function("mev_datepart", 3, timeparts.date_part, deterministic=True)
-        await conn.create_function("mev_bucket", 3, timeparts.bucket, deterministic=True)
+        try:
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            if writer:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            else:
+                await conn.execute("PRAGMA query_only = 1")
+                await conn.execute("PRAGMA mmap_size = 1073741824")
+                await conn.execute("PRAGMA cache_size = -32768")
+            await conn.create_function("mev_lower", 1, _lower, deterministic=True)
+            await conn.create_function("mev_datepart", 3, timeparts.date_part, deterministic=True)
+            await conn.create_function("mev_bucket", 3, timeparts.bucket, deterministic=True)
+        except BaseException:
+            # Cancelled mid-setup (a stream's deadline passed, its client left):
+            # close now, without awaiting, or the connection and its thread leak.
+            conn.stop()
+            raise
         return conn
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
@@ -148,13 +197,31 @@ class SQLiteStore(Store):
         conn = await self._readers.get()
         try:
             yield conn
-        except BaseException:
+        except asyncio.CancelledError:
             # A cancelled caller must not leave a long query running on a
-            # connection the next caller will wait for.
+            # connection the next caller will wait for. The interrupt would also
+            # fail the next caller's statement (the cancelled statement stays
+            # active in the connection's cache), so the connection is replaced.
             await conn.interrupt()
+            conn = await self._replace_reader(conn)
             raise
         finally:
             self._readers.put_nowait(conn)
+
+    async def _replace_reader(self, old: aiosqlite.Connection) -> aiosqlite.Connection:
+        """A new pooled reader in place of `old` (kept if no new one can be opened)."""
+        try:
+            new = await self._connect_reader()
+        except Exception:
+            log.exception("could not replace an interrupted reader connection")
+            return old
+        if old not in self._all_readers:  # the store closed meanwhile: keep nothing open
+            await new.close()
+            return old
+        self._all_readers[self._all_readers.index(old)] = new
+        with contextlib.suppress(Exception):
+            await old.close()
+        return new
 
     # -- tenants and keys --------------------------------------------------
 
@@ -177,9 +244,29 @@ class SQLiteStore(Store):
             row = await cur.fetchone()
         return int(row[0]) if row else None
 
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A short-lived writing connection for rare admin writes (keys).
+
+        Not the event writer's connection: its transactions are the write
+        queue's, and a key created meanwhile would collide with one in flight.
+        SQLite's own lock (with busy_timeout) orders the two.
+        """
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            yield conn
+        finally:
+            await conn.close()
+
     async def create_key(self, tenant: str, key_hash: str, label: str = "") -> int:
-        conn = self._require_writer()
         now = int(time.time() * 1_000_000)
+        async with self._admin() as conn:
+            return await self._create_key(conn, tenant, key_hash, label, now)
+
+    async def _create_key(
+        self, conn: aiosqlite.Connection, tenant: str, key_hash: str, label: str, now: int
+    ) -> int:
         await conn.execute("BEGIN IMMEDIATE")
         try:
             await conn.execute(
@@ -198,6 +285,23 @@ class SQLiteStore(Store):
             await conn.execute("ROLLBACK")
             raise
         return tenant_id
+
+    async def list_keys(self) -> list[KeyInfo]:
+        async with self._reader() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT k.key_hash, t.name, k.label, k.created_us FROM api_keys k "
+                "JOIN tenants t ON t.id = k.tenant_id ORDER BY t.name, k.created_us"
+            )
+        return [KeyInfo(h[:KEY_ID_LENGTH], t, label, c) for h, t, label, c in rows]
+
+    async def revoke_key(self, key_id: str) -> int:
+        if len(key_id) < KEY_ID_LENGTH:
+            raise ValueError(f"a key id has at least {KEY_ID_LENGTH} characters")
+        async with self._admin() as conn:
+            cur = await conn.execute(
+                "DELETE FROM api_keys WHERE substr(key_hash, 1, ?) = ?", (len(key_id), key_id)
+            )
+            return int(cur.rowcount)
 
     # -- writes ------------------------------------------------------------
 
@@ -234,6 +338,7 @@ class SQLiteStore(Store):
                     if not req.done.done():
                         req.done.set_exception(exc)
             else:
+                self._commits.publish(self._next_id - 1)
                 for req, res in zip(batch, results, strict=True):
                     if not req.done.done():
                         req.done.set_result(res)
@@ -245,17 +350,24 @@ class SQLiteStore(Store):
         try:
             all_results: list[list[WriteResult]] = []
             rows: list[tuple[Any, ...]] = []
+            # Ids given earlier in this transaction: a producer's re-sent batch
+            # may share a commit with the original, before either is inserted.
+            pending: dict[tuple[int, str], int] = {}
             for req in batch:
+                if isinstance(req, _DeleteRequest):
+                    req.deleted = await self._delete_batch(conn, req.tenant_id, req.cutoff_us)
+                    all_results.append([])
+                    continue
                 existing = await self._existing_ids(conn, req.tenant_id, req.events)
                 results: list[WriteResult] = []
                 for ev in req.events:
-                    known = existing.get(ev.event_id)
+                    known = existing.get(ev.event_id) or pending.get((req.tenant_id, ev.event_id))
                     if known is not None:
                         results.append(WriteResult(ev.index, ev.event_id, Outcome.DUPLICATE, known))
                         continue
                     new_id = next_id
                     next_id += 1
-                    existing[ev.event_id] = new_id
+                    pending[(req.tenant_id, ev.event_id)] = new_id
                     rows.append(
                         (new_id, req.tenant_id, *ev.columns, wire.stored_event(new_id, ev.body))
                     )
@@ -289,7 +401,7 @@ class SQLiteStore(Store):
     async def _reload_next_id(self) -> None:
         with contextlib.suppress(Exception):
             conn = self._require_writer()
-            async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
+            async with conn.execute(_HIGHEST_ID) as cur:
                 row = await cur.fetchone()
             self._next_id = int(row[0]) + 1 if row else 1
 
@@ -302,7 +414,7 @@ class SQLiteStore(Store):
 
     async def read(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         sql, params = sqlite_sql.select(query)
-        conn = await self._connect(writer=False)
+        conn = await self._connect_reader()
         self.open_streams += 1
         prefetch: asyncio.Future[Any] | None = None
         finished = False
@@ -376,6 +488,45 @@ class SQLiteStore(Store):
             rows = await conn.execute_fetchall(sql, [*params, max_buckets])
         return [(_key_text(k, group_by), int(n)) for k, n in rows]
 
+    # -- retention -----------------------------------------------------------
+
+    async def delete_before(self, cutoff_us: int) -> int:
+        """Delete events older than cutoff_us in small batches through the writer queue.
+
+        Each batch is one tenant's oldest rows (found on the (tenant_id, ts)
+        index) in a short write transaction, so ingest goes on between
+        batches and readers (WAL) are never blocked.
+        """
+        async with self._reader() as conn:
+            tenants = [int(r[0]) for r in await conn.execute_fetchall("SELECT id FROM tenants")]
+        removed = 0
+        for tenant_id in tenants:
+            while True:
+                if self._writer_task is None or self._writer_task.done():
+                    raise RuntimeError("store is closed")
+                request = _DeleteRequest(tenant_id, (), cutoff_us=cutoff_us)
+                await self._queue.put(request)
+                await asyncio.shield(request.done)
+                removed += request.deleted
+                if request.deleted < _DELETE_BATCH:
+                    break
+        return removed
+
+    @staticmethod
+    async def _delete_batch(conn: aiosqlite.Connection, tenant_id: int, cutoff_us: int) -> int:
+        # Ids are never handed out twice: remember the highest before it may
+        # be deleted, since the next id on start comes from it (_HIGHEST_ID).
+        await conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) "
+            "SELECT 'id_floor', (SELECT max(id) FROM events) WHERE EXISTS (SELECT 1 FROM events)"
+        )
+        cur = await conn.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events "
+            "WHERE tenant_id = ? AND ts < ? LIMIT ?)",
+            (tenant_id, cutoff_us, _DELETE_BATCH),
+        )
+        return int(cur.rowcount)
+
     async def last_id(self) -> int:
         async with (
             self._reader() as conn,
@@ -383,6 +534,16 @@ class SQLiteStore(Store):
         ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    # -- live streams --------------------------------------------------------
+
+    async def wait_for_commit(self, position: int, max_wait: float) -> None:
+        await self._commits.wait(position, max_wait)
+
+    async def read_after(self, query: Query, position: int, limit: int) -> list[Row]:
+        sql, params = sqlite_sql.select_after(query, position, limit)
+        async with self._reader() as conn:
+            return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
 
 
 def _lower(value: str | None) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from mailevents.v1 import message_event_service_pb2 as spb
-
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
 
@@ -30,10 +29,26 @@ def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
     """The WHERE clause (tenant first, so every plan starts on a tenant index)."""
     parts = ["tenant_id = ?"]
     params: list[Any] = [query.tenant_id]
-    if query.start_us is not None:
+    # A keyset position implies the time bound on its side (tokens are only
+    # issued inside the range). Leaving that bound in lets SQLite pick it, not
+    # the position, for the index range, and page N re-walks pages 1..N-1.
+    after = query.after if keyset else None
+    past_start = (
+        after is not None
+        and not query.descending
+        and query.start_us is not None
+        and after[0] >= query.start_us
+    )
+    before_end = (
+        after is not None
+        and query.descending
+        and query.end_us is not None
+        and after[0] < query.end_us
+    )
+    if query.start_us is not None and not past_start:
         parts.append("ts >= ?")
         params.append(query.start_us)
-    if query.end_us is not None:
+    if query.end_us is not None and not before_end:
         parts.append("ts < ?")
         params.append(query.end_us)
     if query.max_id is not None:
@@ -65,6 +80,21 @@ def select(
     return sql, params
 
 
+def select_after(query: Query, position: int, limit: int) -> tuple[str, list[Any]]:
+    """Matching rows with id > position (up to query.max_id) in commit order, for live streams.
+
+    Pinned to the (tenant_id) index, whose entries are (tenant_id, rowid):
+    the id range is then a range of that index, so following the tail of a
+    large tenant reads only the new rows, whatever the filters.
+    """
+    clause, params = where(query, keyset=False)
+    sql = (
+        f"SELECT ts, id, data FROM events INDEXED BY events_tenant "
+        f"WHERE {clause} AND id > ? ORDER BY id LIMIT ?"
+    )
+    return sql, [*params, position, limit]
+
+
 def predicate(pred: Predicate) -> tuple[str, list[Any]]:
     """One condition as SQL with its parameters."""
     col = pred.field.column
@@ -80,7 +110,7 @@ def predicate(pred: Predicate) -> tuple[str, list[Any]]:
         tags = [f"{TAG_SEP}{v}{TAG_SEP}" for v in values]
         if not tags:
             return "0", []
-        return "(" + " OR ".join(f"instr({col}, ?) > 0" for _ in tags) + ")", tags
+        return _any_of([f"instr({col}, ?) > 0"] * len(tags)), tags
     if kind is Kind.BOOL:
         values = [int(bool(v)) for v in values]
     if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
@@ -103,6 +133,15 @@ def predicate(pred: Predicate) -> tuple[str, list[Any]]:
             return f"{col} IS NOT NULL", []
         return f"substr({target}, ?) = ?", [-len(needle), needle]
     raise AssertionError(f"operator {op} reached the SQLite compiler unvalidated")
+
+
+def _any_of(terms: list[str]) -> str:
+    """`terms` ORed as a balanced tree: a flat chain of 1000+ terms would pass
+    SQLite's expression depth limit (1000), which IN with 10,000 tags reaches."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_any_of(terms[:middle])} OR {_any_of(terms[middle:])})"
 
 
 def _compare(

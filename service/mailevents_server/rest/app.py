@@ -1,0 +1,65 @@
+"""The REST-compat shim's aiohttp application: every dialect's routes on one app.
+
+`create_app` takes a gRPC channel, so the shim runs the same way beside the
+server (`mailevents serve`) or on its own against a remote service
+(`mailevents rest --target`): it only ever talks to the generated stub.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from aiohttp import web
+
+from . import copernica, interaction, openapi, sparkpost, tastypie
+from .jsonbody import json_response
+from .service import SERVICE_KEY, Service
+
+log = logging.getLogger(__name__)
+
+#: Each dialect module's routes; the OpenAPI document and the route test read this.
+DIALECTS = (sparkpost, tastypie, copernica, interaction)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _no_leaks(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """An unexpected exception becomes a bare 500: its text never reaches a client."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("REST shim: unhandled error on %s %s", request.method, request.path)
+        return json_response({"error": "internal server error"}, status=500)
+
+
+def create_app(channel: grpc.aio.Channel) -> web.Application:
+    """The shim, talking to the service over `channel` (which the caller owns and closes)."""
+    app = web.Application(middlewares=[_no_leaks])
+    app[SERVICE_KEY] = Service(channel)
+    for dialect in DIALECTS:
+        app.router.add_routes(dialect.routes())
+    app.router.add_routes(openapi.routes())
+    return app
+
+
+async def start_rest(channel: grpc.aio.Channel, host: str, port: int) -> web.AppRunner:
+    """Serve the shim on host:port (0 picks a free port; read it with `bound_port`)."""
+    runner = web.AppRunner(create_app(channel), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("REST shim listening on %s:%d", host, bound_port(runner))
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port the shim's first listening socket is bound to."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    raise RuntimeError("the REST shim is not listening")

@@ -1,0 +1,289 @@
+"""The shim's only door into mailevents: the generated gRPC stub.
+
+Every dialect reaches the events through this module, the way grpc-gateway would:
+the caller's key travels as `authorization: Bearer <key>` metadata, so the server
+decides tenancy and validity, and gRPC failures come back as `ServiceError`
+values that each dialect turns into its own error JSON. Nothing here knows what
+a filter means; the server's query core does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+from google.protobuf import field_mask_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from mailevents.v1 import message_event_pb2 as ev_pb
+from mailevents.v1 import message_event_service_pb2 as pb
+from mailevents.v1.message_event_service_pb2_grpc import MessageEventServiceStub
+
+#: How long one dialect request may keep the service busy. A dialect page is at
+#: most 10,000 events; anything slower than this is a stuck server, not a big page.
+CALL_TIMEOUT_SECONDS = 60.0
+
+#: An unpaged dialect (Copernica) may stream a month of a mailing's events.
+STREAM_TIMEOUT_SECONDS = 600.0
+
+#: The server streams at most this many events per message.
+MAX_BATCH = 10_000
+
+#: The RPCs of MessageEventService and what the shim does with each. A test
+#: compares this with the service descriptor, so a new RPC cannot land without
+#: someone deciding whether a dialect needs it.
+RPC_USAGE: dict[str, str] = {
+    "SearchMessageEvents": "every dialect's pages (offset skips read ids only) and cursors",
+    "ListMessageEvents": "not used: its page size tops out at 1,000, below SparkPost's 10,000",
+    "GetMessageEvent": "Tastypie detail; the key check before a dialect's 400",
+    "CountMessageEvents": "total_count / total_rows / total_pages of every paged dialect",
+    "IngestMessageEvents": "not exposed: the four dialects are read-only",
+    "IngestMessageEventsStream": "not exposed: the four dialects are read-only",
+    "WatchMessageEvents": "not used: none of the four providers' query APIs has a live tail",
+}
+
+_CONDITION_INDEX = re.compile(r"^query\.conditions\[(\d+)\]")
+_AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One `google.rpc.BadRequest.FieldViolation` of a failed call."""
+
+    field: str
+    description: str
+
+    @property
+    def condition_index(self) -> int | None:
+        """Which query condition the server blamed, so a dialect can name its parameter."""
+        match = _CONDITION_INDEX.match(self.field)
+        return int(match.group(1)) if match else None
+
+
+class ServiceError(Exception):
+    """A failed call, reduced to what a dialect needs to render its error."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[Violation] = ()):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.violations = tuple(violations)
+
+    @property
+    def unauthenticated(self) -> bool:
+        return self.code in _AUTH_CODES
+
+    @classmethod
+    def from_rpc(cls, err: grpc.aio.AioRpcError) -> ServiceError:
+        """Decode the rich status (BadRequest details) a grpc.aio error carries."""
+        violations: list[Violation] = []
+        for key, value in err.trailing_metadata() or ():
+            if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+                continue
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    violations.extend(
+                        Violation(v.field, v.description) for v in bad.field_violations
+                    )
+        return cls(err.code(), err.details() or "", violations)
+
+
+def condition(
+    field: str,
+    operator: int,
+    values: Sequence[str] = (),
+    *,
+    date_part: int = pb.DATE_PART_UNSPECIFIED,
+    time_zone: str = "",
+) -> pb.Condition:
+    """One typed condition; the server gives it its meaning."""
+    return pb.Condition(
+        field=field,
+        operator=operator,  # type: ignore[arg-type]
+        values=list(values),
+        date_part=date_part,  # type: ignore[arg-type]
+        time_zone=time_zone,
+    )
+
+
+def id_mask() -> field_mask_pb2.FieldMask:
+    """The cheapest projection: used to step over events a page does not show."""
+    return field_mask_pb2.FieldMask(paths=["id"])
+
+
+class Service:
+    """The stub plus the shim's calling conventions; one per app."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+
+    def caller(self, api_key: str) -> Caller:
+        return Caller(self._stub, api_key)
+
+
+#: Where the app keeps its Service.
+SERVICE_KEY: web.AppKey[Service] = web.AppKey("service", Service)
+
+
+class Caller:
+    """Calls made on behalf of one API key."""
+
+    def __init__(self, stub: MessageEventServiceStub, api_key: str) -> None:
+        self._stub = stub
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+
+    async def check_key(self) -> None:
+        """Raise ServiceError when the key is not valid.
+
+        Dialects validate their own parameters before calling the service, but
+        their products answer a bad key with 401 before any 400. This cheap
+        lookup runs only on that error path, so good requests pay nothing.
+        """
+        try:
+            await self._stub.GetMessageEvent(
+                pb.GetMessageEventRequest(id=0, read_mask=id_mask()),
+                metadata=self._metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            failure = ServiceError.from_rpc(err)
+            if failure.unauthenticated:
+                raise failure from None
+
+    async def count(self, query: pb.EventQuery) -> int:
+        try:
+            response = await self._stub.CountMessageEvents(
+                pb.CountMessageEventsRequest(query=query),
+                metadata=self._metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise ServiceError.from_rpc(err) from None
+        return int(response.total)
+
+    async def get(self, event_id: int) -> ev_pb.MessageEvent | None:
+        """The event with this store id, or None."""
+        try:
+            response = await self._stub.GetMessageEvent(
+                pb.GetMessageEventRequest(id=event_id),
+                metadata=self._metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            failure = ServiceError.from_rpc(err)
+            if failure.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise failure from None
+        event: ev_pb.MessageEvent = response.event
+        return event
+
+    async def read(
+        self,
+        query: pb.EventQuery,
+        limit: int,
+        *,
+        offset: int = 0,
+        read_mask: field_mask_pb2.FieldMask | None = None,
+    ) -> list[ev_pb.MessageEvent]:
+        """Up to `limit` events after skipping `offset`: an offset-paged dialect's page."""
+        if limit <= 0:
+            return []
+        token = ""
+        if offset > 0:
+            skipped = await self._skip(query, offset)
+            if skipped is None:
+                return []
+            token = skipped
+        events, _ = await self.read_from(query, token, limit, read_mask=read_mask)
+        return events
+
+    async def read_from(
+        self,
+        query: pb.EventQuery,
+        resume_token: str,
+        limit: int,
+        *,
+        read_mask: field_mask_pb2.FieldMask | None = None,
+        peek: bool = False,
+    ) -> tuple[list[ev_pb.MessageEvent], str]:
+        """Up to `limit` events after `resume_token`, and the token that continues them.
+
+        The token is empty when the stream ended before `limit` events. With
+        `peek`, one more event is asked for, so that the token is also empty when
+        exactly `limit` events were left: a cursor dialect then offers no `next`
+        link that would lead to an empty page.
+        """
+        request = pb.SearchMessageEventsRequest(
+            query=query,
+            batch_size=min(limit, MAX_BATCH),
+            max_events=limit + 1 if peek else limit,
+            resume_token=resume_token,
+        )
+        if read_mask is not None:
+            request.read_mask.CopyFrom(read_mask)
+        events: list[ev_pb.MessageEvent] = []
+        token_at_limit = ""
+        try:
+            async for response in self._stub.SearchMessageEvents(
+                request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS
+            ):
+                if response.events:
+                    events.extend(response.events)
+                    if len(events) == limit:
+                        token_at_limit = response.resume_token
+        except grpc.aio.AioRpcError as err:
+            raise ServiceError.from_rpc(err) from None
+        if len(events) < limit or (peek and len(events) == limit):
+            return events, ""
+        if not token_at_limit:
+            # The server cut its batches elsewhere than at `limit`; ask again
+            # without the extra event, which makes the last batch end there.
+            return await self.read_from(query, resume_token, limit, read_mask=read_mask)
+        return events[:limit], token_at_limit
+
+    async def stream(
+        self, query: pb.EventQuery, *, read_mask: field_mask_pb2.FieldMask | None = None
+    ) -> AsyncIterator[list[ev_pb.MessageEvent]]:
+        """Every match, batch by batch, for dialects that return all events in one response."""
+        request = pb.SearchMessageEventsRequest(query=query, batch_size=MAX_BATCH)
+        if read_mask is not None:
+            request.read_mask.CopyFrom(read_mask)
+        try:
+            async for response in self._stub.SearchMessageEvents(
+                request, metadata=self._metadata, timeout=STREAM_TIMEOUT_SECONDS
+            ):
+                if response.events:
+                    yield list(response.events)
+        except grpc.aio.AioRpcError as err:
+            raise ServiceError.from_rpc(err) from None
+
+    async def _skip(self, query: pb.EventQuery, count: int) -> str | None:
+        """The resume token right after the first `count` matches; None if there are fewer.
+
+        Reads ids only, in batches, so skipping costs a fraction of rendering.
+        """
+        remaining = count
+        token = ""
+        while remaining > 0:
+            chunk = min(remaining, 10 * MAX_BATCH)
+            events, token = await self.read_from(query, token, chunk, read_mask=id_mask())
+            if len(events) < chunk:
+                return None
+            remaining -= chunk
+        return token
+
+    async def read_with_total(
+        self, query: pb.EventQuery, limit: int, *, offset: int = 0
+    ) -> tuple[list[ev_pb.MessageEvent], int]:
+        """A page and the number of all matches, fetched concurrently."""
+        events, total = await asyncio.gather(
+            self.read(query, limit, offset=offset), self.count(query)
+        )
+        return events, total

@@ -1,0 +1,1 @@
+"""Tests of the REST-compat shim (one module per dialect)."""

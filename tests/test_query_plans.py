@@ -1,0 +1,299 @@
+"""The SQLite query plans of the main query shapes: an index SEARCH, never a full scan.
+
+A database is filled through the real server (a few thousand events in two
+tenants, with realistic spreads of types, campaigns and recipients) and
+ANALYZEd; then each shape is compiled with `sqlite_sql` exactly as the store
+compiles it, and `EXPLAIN QUERY PLAN` is read. A new filter, a reordered
+WHERE clause or a dropped index that turns a plan into a scan fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_server
+from factories import BASE_SECONDS, event
+
+from mailevents.v1 import message_event_pb2 as pb
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server.query.fields import BY_NAME
+from mailevents_server.query.model import Predicate, Query
+from mailevents_server.store import sqlite_sql
+
+N = 5000
+ACME = 1  # tenant ids in creation order (conftest creates acme, then other)
+MINUTE_US = 60 * 1_000_000
+T0_US = BASE_SECONDS * 1_000_000
+TYPES = (
+    [pb.EVENT_TYPE_INJECTION] * 40
+    + [pb.EVENT_TYPE_DELIVERY] * 35
+    + [pb.EVENT_TYPE_OPEN] * 12
+    + [pb.EVENT_TYPE_CLICK] * 6
+    + [pb.EVENT_TYPE_BOUNCE] * 5
+    + [pb.EVENT_TYPE_DELAY] * 2
+)
+
+
+def _events(count: int, prefix: str) -> list[pb.MessageEvent]:
+    return [
+        event(
+            f"{prefix}{i}",
+            ts=BASE_SECONDS + i * 60,
+            type=TYPES[i % len(TYPES)],
+            campaign_id=f"camp{i % 40}",
+            template_id=f"tpl{i % 15}",
+            recipient=f"user{i % 700}@example{i % 9}.com",
+            message_id=f"msg{i // 3}",
+            transmission_id=f"tx{i % 120}",
+            bulk_email_id=i % 120,
+            send_email_id=i // 3,
+            contact_id=i % 700,
+        )
+        for i in range(count)
+    ]
+
+
+async def _fill(database: str) -> None:
+    server = await make_server(database)
+    try:
+        assert (await server.ingest(_events(N, "a"))).stored == N
+        other = await server.ingest(_events(1000, "o"), key=server.other_api_key)
+        assert other.stored == 1000
+    finally:
+        await server.channel.close()
+        await server.running.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+    path = str(Path(tmp_path_factory.mktemp("plans")) / "events.db")
+    asyncio.run(_fill(path))
+    conn = sqlite3.connect(path)
+    conn.execute("ANALYZE")
+    assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] > 0
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _query(*conditions: tuple[str, Any], **kw: Any) -> Query:
+    """A Query as the servicer builds it: tenant, predicates, pinned to the store's end."""
+    predicates = tuple(
+        Predicate(BY_NAME[name], spb.OPERATOR_EXACT, (value,)) for name, value in conditions
+    )
+    kw.setdefault("max_id", N)
+    return Query(tenant_id=ACME, predicates=predicates, **kw)
+
+
+def _window(**kw: Any) -> dict[str, Any]:
+    """A time window covering most of the data, as dialects send."""
+    return {"start_us": T0_US + 100 * MINUTE_US, "end_us": T0_US + 4900 * MINUTE_US, **kw}
+
+
+def _count(query: Query) -> tuple[str, list[Any]]:
+    clause, params = sqlite_sql.where(query, keyset=False)
+    return f"SELECT count(*) FROM events WHERE {clause}", params
+
+
+#: name -> (sql, params, constraint the events SEARCH must use, whether the
+#: index must also deliver the order: no temp B-tree sort of every match)
+SHAPES: dict[str, tuple[str, list[Any], str, bool]] = {
+    "time range": (*sqlite_sql.select(_query(**_window()), limit=101), "ts>?", True),
+    "time range asc": (
+        *sqlite_sql.select(_query(**_window(descending=False)), limit=101),
+        "ts>?",
+        True,
+    ),
+    "time range, page n": (
+        *sqlite_sql.select(_query(**_window(after=(T0_US + 2500 * MINUTE_US, 2501))), limit=101),
+        "ts",
+        True,
+    ),
+    "type + time": (
+        *sqlite_sql.select(_query(("type", pb.EVENT_TYPE_BOUNCE), **_window()), limit=101),
+        "type=?",
+        True,
+    ),
+    "campaign + time": (
+        *sqlite_sql.select(_query(("campaign_id", "camp7"), **_window()), limit=101),
+        "campaign_id=?",
+        True,
+    ),
+    "recipient": (
+        *sqlite_sql.select(_query(("recipient", "user7@example7.com")), limit=101),
+        "recipient=?",
+        False,
+    ),
+    "message_id": (
+        *sqlite_sql.select(_query(("message_id", "msg7")), limit=101),
+        "message_id=?",
+        False,
+    ),
+    "transmission_id": (
+        *sqlite_sql.select(_query(("transmission_id", "tx7")), limit=101),
+        "transmission_id=?",
+        False,
+    ),
+    "template": (
+        *sqlite_sql.select(_query(("template_id", "tpl7"), **_window()), limit=101),
+        "template_id=?",
+        False,
+    ),
+    "bulk_email_id": (
+        *sqlite_sql.select(_query(("bulk_email_id", 7)), limit=101),
+        "bulk_email_id=?",
+        False,
+    ),
+    "bulk_email_id asc": (
+        *sqlite_sql.select(_query(("bulk_email_id", 7), descending=False), limit=101),
+        "bulk_email_id=?",
+        False,
+    ),
+    "bulk_email_id by id": (
+        "SELECT ts, id, data FROM events WHERE tenant_id = ? AND bulk_email_id = ? ORDER BY id",
+        [ACME, 7],
+        "bulk_email_id=?",
+        True,
+    ),
+    "send_email_id": (
+        *sqlite_sql.select(_query(("send_email_id", 7)), limit=101),
+        "send_email_id=?",
+        False,
+    ),
+    # The store's point lookups (SQLiteStore.get) and its ingest dedupe probe.
+    "get by id": (
+        "SELECT ts, id, data FROM events WHERE tenant_id = ? AND id = ?",
+        [ACME, 7],
+        "rowid=?",
+        False,
+    ),
+    "get by event_id": (
+        "SELECT ts, id, data FROM events WHERE tenant_id = ? AND event_id = ?",
+        [ACME, "a7"],
+        "event_id=?",
+        False,
+    ),
+    "ingest dedupe": (
+        "SELECT event_id, id FROM events WHERE tenant_id = ? AND event_id IN (?, ?, ?)",
+        [ACME, "a1", "a2", "x"],
+        "event_id=?",
+        False,
+    ),
+    "count with type": (
+        *_count(_query(("type", pb.EVENT_TYPE_BOUNCE))),
+        "type=?",
+        False,
+    ),
+    "count with type + time": (
+        *_count(_query(("type", pb.EVENT_TYPE_BOUNCE), **_window())),
+        "type=?",
+        False,
+    ),
+    "count time range": (*_count(_query(**_window())), "ts>?", False),
+}
+
+if hasattr(sqlite_sql, "select_after"):
+    # Live streams follow a tenant's tail in commit order.
+    SHAPES["live tail"] = (
+        *sqlite_sql.select_after(_query(("type", pb.EVENT_TYPE_BOUNCE)), N - 50, 1000),
+        "rowid>?",
+        True,
+    )
+
+_SEARCH = re.compile(
+    r"SEARCH events USING (?:COVERING INDEX \w+|INDEX \w+|INTEGER PRIMARY KEY) \((?P<c>[^)]*)\)"
+)
+
+
+def _plan(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[str]:
+    return [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_plan_searches_an_index(db: sqlite3.Connection, shape: str) -> None:
+    sql, params, constraint, ordered = SHAPES[shape]
+    plan = _plan(db, sql, params)
+    shown = f"{sql}\n" + "\n".join(plan)
+    assert not [d for d in plan if d.startswith("SCAN events")], shown
+    searches = [m for m in map(_SEARCH.search, plan) if m]
+    assert searches, shown
+    used = searches[0]["c"]
+    # The search narrows by more than the tenant: tenant-only ranges scan a tenant.
+    assert used.replace("tenant_id=?", "").strip(" AND"), shown
+    assert constraint in used, shown
+    if "INTEGER PRIMARY KEY" not in plan[0] and "ingest" not in shape and "get" not in shape:
+        assert "tenant_id=?" in used, shown
+    if ordered:
+        assert not [d for d in plan if "TEMP B-TREE" in d], shown
+
+
+def test_the_plan_check_detects_a_missing_index(tmp_path: Path, db: sqlite3.Connection) -> None:
+    """The check above really detects scans: without the campaign index it is one."""
+    sql, params, constraint, _ = SHAPES["campaign + time"]
+    copy = sqlite3.connect(str(tmp_path / "copy.db"))
+    db.backup(copy)
+    copy.execute("DROP INDEX events_campaign_ts")
+    plan = _plan(copy, sql, params)
+    used = [m["c"] for m in map(_SEARCH.search, plan) if m]
+    assert not used or constraint not in used[0]
+    copy.close()
+
+
+# -- page N costs what page 1 costs -------------------------------------------
+
+
+def _vm_steps(db: sqlite3.Connection, sql: str, params: list[Any]) -> tuple[int, int]:
+    """How many SQLite VM instructions (in hundreds) a query runs, and its row count."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db.set_progress_handler(tick, 100)
+    try:
+        rows = db.execute(sql, params).fetchall()
+    finally:
+        db.set_progress_handler(None, 100)
+    return steps, len(rows)
+
+
+def _page(
+    depth: int, descending: bool, windowed: bool, conditions: tuple[Any, ...]
+) -> tuple[str, list[Any]]:
+    after = None
+    if depth:
+        i = N - 1 - depth if descending else depth
+        after = (T0_US + i * MINUTE_US, i + 1)  # ids are 1-based in ingest order
+    kw = _window() if windowed else {}
+    query = _query(*conditions, after=after, descending=descending, **kw)
+    return sqlite_sql.select(query, limit=101)
+
+
+@pytest.mark.parametrize("descending", [True, False], ids=["desc", "asc"])
+@pytest.mark.parametrize("windowed", [False, True], ids=["open", "window"])
+@pytest.mark.parametrize(
+    "conditions", [(), (("type", pb.EVENT_TYPE_INJECTION),)], ids=["all", "type"]
+)
+def test_deep_page_costs_what_the_first_page_costs(
+    db: sqlite3.Connection, descending: bool, windowed: bool, conditions: tuple[Any, ...]
+) -> None:
+    """Keyset paging: the cursor bounds the index range, so page N reads ~one page of rows.
+
+    Measured in VM instructions, which are deterministic (not time)."""
+    first, first_rows = _vm_steps(db, *_page(0, descending, windowed, conditions))
+    deep, deep_rows = _vm_steps(db, *_page(4000, descending, windowed, conditions))
+    assert first_rows == 101 and deep_rows == 101
+    assert deep <= 2 * first + 5, (
+        first,
+        deep,
+        _plan(db, *_page(4000, descending, windowed, conditions)),
+    )
