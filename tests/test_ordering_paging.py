@@ -326,3 +326,25 @@ async def test_list_token_does_not_resume_another_tenants_search(
         async for _ in call:
             pass
     _assert_invalid_token(caught.value, "INVALID_TOKEN", "resume_token")
+
+
+@pytest.mark.parametrize("order", [spb.ORDER_ID_ASC, spb.ORDER_ID_DESC])
+async def test_id_order_is_commit_order_and_pages_by_id(shuffled: Any, order: int) -> None:
+    # `shuffled` stores t5, t1, t9, ... in that commit order: id order is not time order.
+    commit_order = [f"t{o}" for o in (5, 1, 9, 3, 7, 0, 8, 2, 6, 4)]
+    expected = commit_order if order == spb.ORDER_ID_ASC else commit_order[::-1]
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await list_page(
+            shuffled, query=spb.EventQuery(order=order), page_size=3, page_token=token
+        )
+        seen.extend(event_ids(page.events))
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == expected
+    searched = [
+        ev.event_id for ev in await search_all(shuffled, spb.EventQuery(order=order), batch_size=4)
+    ]
+    assert searched == expected

@@ -78,6 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(env MAILEVENTS_RETENTION)",
     )
 
+    r = sub.add_parser("rest", help="run the REST shim alone, against a remote service")
+    r.add_argument(
+        "--target",
+        default=_env("TARGET", DEFAULTS.grpc_address),
+        help="the service's gRPC host:port (env MAILEVENTS_TARGET; default %(default)s)",
+    )
+    r.add_argument(
+        "--http-address",
+        default=_env("HTTP_ADDRESS", DEFAULTS.http_address),
+        help="host:port to listen on (env MAILEVENTS_HTTP_ADDRESS; default %(default)s)",
+    )
+    r.add_argument("--tls", action="store_true", help="reach the service over TLS")
+    r.add_argument(
+        "--ca-cert", default=_env("CA_CERT", ""), help="trust this CA (PEM); implies --tls"
+    )
+    r.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", DEFAULTS.log_level),
+        choices=["debug", "info", "warning", "error"],
+    )
+
     k = sub.add_parser("keys", help="manage API keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     kc = ksub.add_parser(
@@ -106,10 +127,7 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     try:
         if args.command == "serve":
-            logging.basicConfig(
-                level=args.log_level.upper(),
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            )
+            _logging(args.log_level)
             config = ServerConfig(
                 grpc_address=args.grpc_address,
                 database=args.database,
@@ -121,6 +139,9 @@ def main(argv: Sequence[str]) -> int:
                 retention=args.retention,
             )
             asyncio.run(serve(config))
+        elif args.command == "rest":
+            _logging(args.log_level)
+            asyncio.run(run_rest(args.target, args.http_address, args.tls, args.ca_cert))
         elif args.command == "keys":
             return asyncio.run(_keys(args))
         elif args.command == "demo":
@@ -132,6 +153,35 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def run_rest(target: str, http_address: str, tls: bool, ca_cert: str) -> None:
+    """The shim alone, until SIGTERM or SIGINT."""
+    import grpc
+
+    from mailevents_server.rest import start_rest
+    from mailevents_server.server import client_channel, split_address, until_signalled
+
+    host, port = split_address(http_address, "--http-address")
+    credentials = None
+    if tls or ca_cert:
+        root = Path(ca_cert).read_bytes() if ca_cert else None  # noqa: ASYNC240 (startup)
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+    channel = client_channel(target, credentials)
+    try:
+        runner = await start_rest(channel, host, port)
+        try:
+            await until_signalled()
+        finally:
+            await runner.cleanup()
+    finally:
+        await channel.close()
 
 
 async def _keys(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mailevents_server.auth import KeyResolver, TenantInterceptor
 from mailevents_server.query.tokens import TokenCodec
+from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.retention import parse_duration
 from mailevents_server.retention import run_forever as run_retention
 from mailevents_server.servicer import SERVICE_NAME, MessageEventServicer, handlers
@@ -104,6 +107,12 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         server,
     )
     port = _bind(server, config)
+    # The REST shim is a gRPC client like any other; in this process it
+    # reaches the service over a private unix socket, which works whatever
+    # TLS the public port uses.
+    private_dir = tempfile.mkdtemp(prefix="mailevents-") if config.http_address else ""
+    if private_dir:
+        server.add_insecure_port(f"unix:{private_dir}/grpc.sock")
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -115,7 +124,57 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     log.info(
         "gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database
     )
+    if private_dir:
+        running._stoppers.append(lambda: _remove(private_dir))
+        try:
+            await _start_http(running, config.http_address, f"unix:{private_dir}/grpc.sock")
+        except BaseException:
+            await running.stop(0)
+            raise
     return running
+
+
+async def _start_http(running: RunningServer, http_address: str, target: str) -> None:
+    """The REST shim and webhook receivers, beside gRPC in this process."""
+    host, port = split_address(http_address, "--http-address")
+    channel = client_channel(target)
+    try:
+        runner = await start_rest(channel, host, port)
+    except OSError as exc:
+        await channel.close()
+        raise SystemExit(f"error: cannot listen on {http_address}: {exc.strerror}") from None
+    running.http_port = bound_port(runner)
+
+    async def stop_http() -> None:
+        await runner.cleanup()
+        await channel.close()
+
+    running._stoppers.append(stop_http)
+
+
+def split_address(address: str, flag: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port), or exit with a message naming the flag."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SystemExit(f"error: {flag} must be HOST:PORT, not {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def client_channel(
+    target: str, credentials: grpc.ChannelCredentials | None = None
+) -> grpc.aio.Channel:
+    """A channel to the service with the message limits the service itself allows."""
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)
+
+
+async def _remove(directory: str) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -148,11 +207,16 @@ def _shown(address: str, port: int) -> str:
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     running = await start_server(config)
+    await until_signalled()
+    log.info("shutting down: letting running calls finish for up to %ss", config.grace_seconds)
+    await running.stop(config.grace_seconds)
+    log.info("stopped")
+
+
+async def until_signalled() -> None:
+    """Return on SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: letting running calls finish for up to %ss", config.grace_seconds)
-    await running.stop(config.grace_seconds)
-    log.info("stopped")

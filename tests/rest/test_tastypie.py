@@ -9,7 +9,6 @@ from urllib.parse import quote
 import pytest
 
 from mailevents.sparkpost import event_to_sparkpost
-from mailevents.v1 import message_event_service_pb2 as spb
 
 from .restshim_events import event
 
@@ -119,11 +118,6 @@ async def test_defaults_limit_20_offset_0_ascending_id(shim: Any) -> None:
     assert meta["next"] == f"{LIST}?api_key={shim.server.api_key}&username=u&limit=20&offset=20"
 
 
-@pytest.mark.xfail(
-    not hasattr(spb, "ORDER_ID_ASC"),
-    reason="ascending id needs the proposed Order.ORDER_ID_ASC in the proto",
-    strict=True,
-)
 async def test_natural_order_is_store_id_not_timestamp(shim: Any) -> None:
     response = await shim.server.ingest(
         [event(at="2024-05-01T10:00:00"), event(at="2020-01-01T00:00:00")]

@@ -41,6 +41,8 @@ class Query:
     start_us: int | None = None
     end_us: int | None = None
     descending: bool = True
+    #: Order by id (commit order) instead of (timestamp, id).
+    by_id: bool = False
     #: Keyset position (timestamp_us, id): only events strictly beyond it in
     #: the query's order. How paging and stream resumption work, never OFFSET.
     after: tuple[int, int] | None = None

@@ -114,7 +114,8 @@ def compile_query(
         predicates=tuple(predicates),
         start_us=start_us,
         end_us=end_us,
-        descending=request.order != spb.ORDER_TIMESTAMP_ASC,
+        descending=request.order not in (spb.ORDER_TIMESTAMP_ASC, spb.ORDER_ID_ASC),
+        by_id=request.order in (spb.ORDER_ID_ASC, spb.ORDER_ID_DESC),
     )
 
 

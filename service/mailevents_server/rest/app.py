@@ -47,9 +47,19 @@ def create_app(channel: grpc.aio.Channel) -> web.Application:
     return app
 
 
-async def start_rest(channel: grpc.aio.Channel, host: str, port: int) -> web.AppRunner:
-    """Serve the shim on host:port (0 picks a free port; read it with `bound_port`)."""
-    runner = web.AppRunner(create_app(channel), access_log=None)
+async def start_rest(
+    channel: grpc.aio.Channel, host: str, port: int, *, webhooks: bool = True
+) -> web.AppRunner:
+    """Serve the shim (and the webhook receivers) on host:port.
+
+    Port 0 picks a free port; read it with `bound_port`.
+    """
+    app = create_app(channel)
+    if webhooks:
+        from mailevents_server.webhooks import add_webhook_routes
+
+        add_webhook_routes(app, channel)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

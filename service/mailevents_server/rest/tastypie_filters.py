@@ -386,8 +386,5 @@ def apply_sorting(params: MultiMapping[str]) -> int:
     return ORDER_ID_ASC if chosen is None else chosen
 
 
-#: Ordering by store id needs Order values the proto does not have yet
-#: (proposed: ORDER_ID_ASC, ORDER_ID_DESC). Until they exist, id order falls
-#: back to timestamp order, which is the same whenever events arrive in time order.
-ORDER_ID_ASC: int = getattr(pb, "ORDER_ID_ASC", pb.ORDER_TIMESTAMP_ASC)
-ORDER_ID_DESC: int = getattr(pb, "ORDER_ID_DESC", pb.ORDER_TIMESTAMP_DESC)
+ORDER_ID_ASC: int = pb.ORDER_ID_ASC
+ORDER_ID_DESC: int = pb.ORDER_ID_DESC

@@ -103,7 +103,11 @@ def where(query: Query, params: Params, *, keyset: bool = True, icu: str = DEFAU
         parts.append(f"id <= {params.add(query.max_id)}")
     if keyset and query.after is not None:
         op = "<" if query.descending else ">"
-        parts.append(f"(ts, id) {op} ({params.add(query.after[0])}, {params.add(query.after[1])})")
+        if query.by_id:
+            parts.append(f"id {op} {params.add(query.after[1])}")
+        else:
+            position = f"({params.add(query.after[0])}, {params.add(query.after[1])})"
+            parts.append(f"(ts, id) {op} {position}")
     for pred in query.predicates:
         parts.append(predicate(pred, params, icu=icu))
     return " AND ".join(parts)
@@ -111,6 +115,8 @@ def where(query: Query, params: Params, *, keyset: bool = True, icu: str = DEFAU
 
 def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
+    if query.by_id:
+        return f"ORDER BY id {direction}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 

@@ -32,7 +32,7 @@ def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
     # A keyset position implies the time bound on its side (tokens are only
     # issued inside the range). Leaving that bound in lets SQLite pick it, not
     # the position, for the index range, and page N re-walks pages 1..N-1.
-    after = query.after if keyset else None
+    after = query.after if keyset and not query.by_id else None
     past_start = (
         after is not None
         and not query.descending
@@ -55,8 +55,12 @@ def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
         parts.append("id <= ?")
         params.append(query.max_id)
     if keyset and query.after is not None:
-        parts.append("(ts, id) < (?, ?)" if query.descending else "(ts, id) > (?, ?)")
-        params.extend(query.after)
+        if query.by_id:
+            parts.append("id < ?" if query.descending else "id > ?")
+            params.append(query.after[1])
+        else:
+            parts.append("(ts, id) < (?, ?)" if query.descending else "(ts, id) > (?, ?)")
+            params.extend(query.after)
     for pred in query.predicates:
         sql, args = predicate(pred)
         parts.append(sql)
@@ -66,6 +70,8 @@ def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
 
 def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
+    if query.by_id:
+        return f"ORDER BY id {direction}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 
