@@ -16,6 +16,11 @@ if [ -z "${MAILEVENTS_TEST_POSTGRES_URL:-}" ] && [ -f scripts/postgres.sh ]; the
   fi
 fi
 
+# SparkPost's real Node client drives the shim in tests/rest/test_node_sparkpost.py.
+if ! bash scripts/node-sparkpost.sh; then
+  echo "NOTE: the SparkPost Node client is not installed: its test will be SKIPPED."
+fi
+
 .venv/bin/pytest -q -p no:cacheprovider "$@"
 status=$?
 
