@@ -188,8 +188,9 @@ def tail_latency(
 
     `from_send`: from just before the producer's IngestMessageEvents call (so it
     includes the commit's fsync); `from_ack`: from the producer's acknowledgement
-    (negative when the consumer had it first). With `load`, a bulk producer
-    streams those events meanwhile.
+    (negative when the consumer had it first); `ack`: the producer's own call,
+    send to acknowledgement. With `load`, a bulk producer streams those events
+    meanwhile.
     """
 
     async def run() -> dict[str, float]:
@@ -241,7 +242,10 @@ def tail_latency(
             await watch.aclose()
         from_send = sorted(seen[i] - sent[i] for i in seen)
         from_ack = sorted(seen[i] - acked[i] for i in seen)
+        round_trip = sorted(acked[i] - sent[i] for i in acked)
         return {
+            "ack_p50": statistics.median(round_trip),
+            "ack_p99": round_trip[int(len(round_trip) * 0.99) - 1],
             "from_send_p50": statistics.median(from_send),
             "from_send_p99": from_send[int(len(from_send) * 0.99) - 1],
             "from_ack_p50": statistics.median(from_ack),

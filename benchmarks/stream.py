@@ -61,7 +61,8 @@ def stream(
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
     with grpc.insecure_channel(server.address, options=options) as channel:
         if parse:
-            call = sgrpc.MessageEventServiceStub(channel).SearchMessageEvents
+            stub = sgrpc.MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.SearchMessageEvents
         else:  # the transport alone: responses stay bytes, events are counted by stats
             call = channel.unary_stream(
                 "/mailevents.v1.MessageEventService/SearchMessageEvents",
@@ -80,3 +81,23 @@ def stream(
         if not parse:
             n = spb.SearchMessageEventsResponse.FromString(last).stats.events
     return n, n / elapsed
+
+
+def list_pages(server: ServerProcess, key: str, *, page_size: int = 1000, pages: int = 50) -> float:
+    """ListMessageEvents, following next_page_token from the first page: pages/s over
+    `pages` pages (fewer when the store runs out), each response parsed."""
+    metadata = (("authorization", f"Bearer {key}"),)
+    with grpc.insecure_channel(server.address) as channel:
+        stub = sgrpc.MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+        request = spb.ListMessageEventsRequest(page_size=page_size)
+        stub.ListMessageEvents(request, metadata=metadata)  # warm up
+        started = time.perf_counter()
+        done = 0
+        while done < pages:
+            response = stub.ListMessageEvents(request, metadata=metadata)
+            done += 1
+            if not response.next_page_token:
+                break
+            request.page_token = response.next_page_token
+        elapsed = time.perf_counter() - started
+    return done / elapsed

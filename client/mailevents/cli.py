@@ -88,11 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_error(exc: MailEventsError, args: argparse.Namespace) -> None:
-    # Violations get a line each; where the message repeats them, say it once.
+    # Violations get a line each; where the message repeats them, the headline
+    # is the machine reason in words ("invalid query") instead.
     message = exc.message
-    for field, description in exc.field_violations:
-        message = message.replace(f"{field}: {description}", "").strip(" ;:")
-    print(f"error: {exc.code.name}: {message or exc.message}", file=sys.stderr)
+    if exc.field_violations:
+        field, description = exc.field_violations[0]
+        if message.startswith(f"{field}: {description}"):
+            message = exc.reason.replace("_", " ").lower() or "invalid request"
+    print(f"error: {exc.code.name}: {message}", file=sys.stderr)
     for field, description in exc.field_violations:
         print(f"  {field}: {description}", file=sys.stderr)
     if exc.code == grpc.StatusCode.UNAUTHENTICATED and not args.api_key:

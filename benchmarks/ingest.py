@@ -1,0 +1,106 @@
+"""Ingest throughput and live-tail latency sections of `make bench` (live.py measures)."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+import grpc
+
+from benchmarks import live
+from benchmarks.process import ServerProcess
+from mailevents.v1 import message_event_pb2 as pb
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
+from mailevents_server.demo import generate_events
+
+#: A fresh, empty store for one measurement: yields (`serve --database` value, API key).
+Fresh = Callable[[], contextlib.AbstractContextManager[tuple[str, str]]]
+
+TARGET = 0.5  # issue 4: ingest at least half as fast as plain executemany
+
+
+@contextlib.contextmanager
+def fresh_sqlite() -> Iterator[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="mailevents-bench-") as directory:
+        path, key = live.fresh_database(directory)
+        yield str(path), key
+
+
+def demo_events(count: int, seed: int) -> list[pb.MessageEvent]:
+    return list(generate_events(count, seed=seed))
+
+
+def count(server: ServerProcess, key: str) -> int:
+    """How many events the server's store holds for the key's tenant."""
+    with grpc.insecure_channel(server.address) as channel:
+        stub = sgrpc.MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+        response = stub.CountMessageEvents(
+            spb.CountMessageEventsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+        )
+    return int(response.total)
+
+
+def ingest_rates(
+    fresh: Fresh, events: Sequence[pb.MessageEvent], bodies: Sequence[bytes]
+) -> dict[str, float]:
+    """Events/s through IngestMessageEventsStream and through POST /webhooks/sparkpost on
+    the served HTTP port, each into its own fresh store."""
+    with fresh() as (database, key), ServerProcess(database) as server:
+        stream = live.ingest_stream_rate(server.address, key, events)
+    with fresh() as (database, key), ServerProcess(database, http=True) as server:
+        url = f"http://127.0.0.1:{server.http_port}/webhooks/sparkpost"
+        webhook = live.webhook_rate(url, key, bodies)
+        stored = count(server, key)
+    assert stored == len(events), f"the webhook stored {stored} of {len(events)} events"
+    return {"stream": stream, "webhook": webhook}
+
+
+def bench_ingest(events: Sequence[pb.MessageEvent]) -> tuple[float, dict[str, float]]:
+    """Prints the ingest section; returns (executemany floor, {path: events/s})."""
+    bodies = live.sparkpost_bodies(events)  # built before any timing
+    floor = live.executemany_floor(events)
+    rates = ingest_rates(fresh_sqlite, events, bodies)
+    print(
+        f"\n## Ingest: {len(events):,} new demo events into a fresh SQLite database each"
+        f" (target >= {TARGET} x floor)"
+    )
+    print(f"{'floor: plain sqlite3 executemany, same schema, 10k/txn':<56} {floor:>10,.0f} ev/s")
+    labels = {
+        "stream": "IngestMessageEventsStream, batches of 1000, window 8",
+        "webhook": "POST /webhooks/sparkpost, 1000 per body, 4 at a time",
+    }
+    for name, label in labels.items():
+        print(_vs(label, rates[name], floor))
+    return floor, rates
+
+
+def bench_tail(samples: int = 500, load: int = 200_000) -> None:
+    """Prints commit-to-consumer latency, idle and under a concurrent bulk ingest."""
+    bulk = demo_events(load, seed=13)
+    print(
+        f"\n## Live tail: {samples} single-event ingests, time until a WatchMessageEvents"
+        " consumer in this process has each"
+    )
+    heads = ("ack to consumer", "send to ack (floor)")
+    print(f"{'':<44} {heads[0]:>19}   {heads[1]:>19}")
+    print(f"{'':<44} {'p50':>9} {'p99':>9}   {'p50':>9} {'p99':>9}")
+    for label, load_events in (("idle", []), ("under a concurrent bulk ingest", bulk)):
+        with fresh_sqlite() as (database, key), ServerProcess(database) as server:
+            t = live.tail_latency(server.address, key, samples=samples, load=load_events)
+            stored = count(server, key) - samples
+        if load_events:
+            label += f" ({stored:,} stored)"
+        tail = " ".join(f"{t[f'from_ack_{p}'] * 1000:>6.2f} ms" for p in ("p50", "p99"))
+        ack = " ".join(f"{t[f'ack_{p}'] * 1000:>6.2f} ms" for p in ("p50", "p99"))
+        print(f"{label:<44} {tail}   {ack}")
+    print(
+        "(ack to consumer: from the producer's IngestMessageEvents returning, i.e. after the"
+        " commit,\n until the consumer has the event; negative when the consumer had it first."
+        " The floor is\n the producer's own call, send to ack, which includes the commit's fsync.)"
+    )
+
+
+def _vs(label: str, rate: float, floor: float) -> str:
+    mark = "ok" if rate >= TARGET * floor else "below target"
+    return f"{label:<56} {rate:>10,.0f} ev/s = {rate / floor:4.2f} x floor ({mark})"
