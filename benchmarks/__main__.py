@@ -2,30 +2,72 @@
 
 Every figure is printed next to the raw floor measured in the same run on the
 same data, because absolute numbers mean little across machines.
+
+Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
+big pages vs that stream), ingest (streaming RPC and webhook vs executemany),
+tail (live-tail latency, idle and loaded); `--store postgres` runs stream and
+postgres (the same events in a throwaway PostgreSQL beside SQLite).
+`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from benchmarks import data, stream
+from benchmarks import data, ingest, rest, stream, versus
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 
 
+SECTIONS = {
+    "sqlite": ["stream", "rest", "ingest", "tail"],
+    "postgres": ["stream", "postgres"],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--store",
+        choices=sorted(SECTIONS),
+        default="sqlite",
+        help="postgres: also start a throwaway PostgreSQL (scripts/postgres.sh), load the"
+        " same events and compare it with SQLite",
+    )
+    parser.add_argument(
+        "--sections",
+        help="comma-separated, from stream,rest,ingest,tail,postgres"
+        f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
+        f" {','.join(SECTIONS['postgres'])})",
+    )
+    parser.add_argument(
+        "--ingest-events", type=int, default=50_000, help="new events per ingest measurement"
+    )
     args = parser.parse_args()
+    sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
+    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "postgres"}:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
-    bench_stream(path, key, args.events)
+    figures = bench_stream(path, key, args.events) if "stream" in sections else {}
+    if "rest" in sections:
+        bench_rest(path, key, figures)
+    needs_new = {"ingest", "postgres"} & set(sections)
+    new_events = ingest.demo_events(args.ingest_events, seed=11) if needs_new else []
+    if "ingest" in sections:
+        ingest.bench_ingest(new_events)
+    if "tail" in sections:
+        ingest.bench_tail()
+    if "postgres" in sections:
+        versus.bench_postgres(path, key, new_events)
 
 
-def bench_stream(path: Any, key: str, total: int) -> None:
+def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:
     rows, floor = stream.raw_floor(path)
     _, typed_floor = stream.raw_floor(path, stream.TYPED_SQL)
     print("## SearchMessageEvents: the whole store, newest first, client in this process")
@@ -58,6 +100,41 @@ def bench_stream(path: Any, key: str, total: int) -> None:
         "(RssAnon is the heap a result could grow; RssFile is the database file mapped by "
         "SQLite's mmap, shared page cache rather than per-stream memory)"
     )
+    return {"floor": floor, "stream": results[0][2]}
+
+
+def bench_rest(path: Path, key: str, figures: dict[str, float]) -> None:
+    if not figures:  # no stream section: measure the two figures compared with
+        _, floor = stream.raw_floor(path)
+        with ServerProcess(path) as server:
+            stream.stream(server, key, max_events=10_000)
+            figures = {"floor": floor, "stream": stream.stream(server, key)[1]}
+    floor, grpc_rate = figures["floor"], figures["stream"]
+    cases = [
+        (
+            f"SparkPost GET /api/v1/message-events, {rest.SPARKPOST_PAGE:,}/page",
+            rest.sparkpost_target(path),
+            {"Authorization": key},
+        ),
+        (
+            f"Tastypie GET /api/messageevent/, {rest.TASTYPIE_PAGE:,}/page",
+            rest.tastypie_target(key),
+            {},
+        ),
+    ]
+    with ServerProcess(path, http=True) as server:
+        results = [
+            (label, *rest.page_rate(server, target, headers)) for label, target, headers in cases
+        ]
+    print("\n## REST shim: the first page, 5 requests in a row on one connection (after one)")
+    print(f"{'raw floor: plain sqlite3, the whole store':<56} {floor:>10,.0f} rows/s")
+    print(f"{'SearchMessageEvents: gRPC stream of it, parsed':<56} {grpc_rate:>10,.0f} ev/s")
+    for label, per_second, rate, _ in results:
+        print(
+            f"{label:<56} {rate:>10,.0f} ev/s = {rate / grpc_rate:4.2f} x stream"
+            f" = {rate / floor:4.2f} x floor ({per_second:.1f} req/s)"
+        )
+    print("(timed: request to last body byte; the client's JSON parse is not timed)")
 
 
 def _mem(peak: dict[str, int]) -> str:

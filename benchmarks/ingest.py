@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+
 import grpc
 
 from benchmarks import live
@@ -85,20 +86,30 @@ def bench_tail(samples: int = 500, load: int = 200_000) -> None:
     heads = ("ack to consumer", "send to ack (floor)")
     print(f"{'':<44} {heads[0]:>19}   {heads[1]:>19}")
     print(f"{'':<44} {'p50':>9} {'p99':>9}   {'p50':>9} {'p99':>9}")
+    notes = []
     for label, load_events in (("idle", []), ("under a concurrent bulk ingest", bulk)):
         with fresh_sqlite() as (database, key), ServerProcess(database) as server:
             t = live.tail_latency(server.address, key, samples=samples, load=load_events)
             stored = count(server, key) - samples
-        if load_events:
-            label += f" ({stored:,} stored)"
         tail = " ".join(f"{t[f'from_ack_{p}'] * 1000:>6.2f} ms" for p in ("p50", "p99"))
         ack = " ".join(f"{t[f'ack_{p}'] * 1000:>6.2f} ms" for p in ("p50", "p99"))
         print(f"{label:<44} {tail}   {ack}")
+        if load_events:
+            notes.append(_load_note(t, stored))
+    print(*notes, sep="\n")
     print(
         "(ack to consumer: from the producer's IngestMessageEvents returning, i.e. after the"
         " commit,\n until the consumer has the event; negative when the consumer had it first."
         " The floor is\n the producer's own call, send to ack, which includes the commit's fsync.)"
     )
+
+
+def _load_note(t: dict[str, float], stored: int) -> str:
+    """How much of the probing the bulk ingest overlapped."""
+    probing = f"the {t['probe_seconds']:.1f} s of probing"
+    if "load_seconds" not in t:
+        return f"(bulk ingest: {stored:,} events stored, still running at the end of {probing})"
+    return f"(bulk ingest: {stored:,} events stored in {t['load_seconds']:.1f} s of {probing})"
 
 
 def _vs(label: str, rate: float, floor: float) -> str:

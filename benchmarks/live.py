@@ -190,7 +190,8 @@ def tail_latency(
     includes the commit's fsync); `from_ack`: from the producer's acknowledgement
     (negative when the consumer had it first); `ack`: the producer's own call,
     send to acknowledgement. With `load`, a bulk producer streams those events
-    meanwhile.
+    meanwhile. `probe_seconds`: how long the probing took; `load_seconds`: how
+    long the bulk producer took (absent when it had not finished by then).
     """
 
     async def run() -> dict[str, float]:
@@ -220,7 +221,10 @@ def tail_latency(
                 batches = (load[i : i + 1000] for i in range(0, len(load), 1000))
                 async for _ in client.ingest_stream(batches):
                     pass
+                spans["load_seconds"] = time.perf_counter() - started
 
+            spans: dict[str, float] = {}
+            started = time.perf_counter()
             consumer = asyncio.create_task(consume())
             loader = asyncio.create_task(bulk()) if load else None
             for n in range(samples):
@@ -235,6 +239,7 @@ def tail_latency(
                 acked[ev.event_id] = time.perf_counter()
                 await asyncio.sleep(gap)
             await asyncio.wait_for(consumer, 60)
+            spans["probe_seconds"] = time.perf_counter() - started
             if loader is not None:
                 loader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -244,6 +249,7 @@ def tail_latency(
         from_ack = sorted(seen[i] - acked[i] for i in seen)
         round_trip = sorted(acked[i] - sent[i] for i in acked)
         return {
+            **spans,
             "ack_p50": statistics.median(round_trip),
             "ack_p99": round_trip[int(len(round_trip) * 0.99) - 1],
             "from_send_p50": statistics.median(from_send),

@@ -38,7 +38,6 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -54,6 +53,8 @@ from mailevents_server.query.model import Query
 from mailevents_server.store import postgres_sql as sql
 from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, Store, WriteResult
 from mailevents_server.store.commits import CommitHub
+from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
+from mailevents_server.store.group_commit import run_writer, submit
 from mailevents_server.store.postgres_schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,6 @@ CHANNEL = "mailevents_commits"
 
 EVENT_COLUMNS: tuple[str, ...] = ("id", "tenant_id", *DATA_COLUMNS, "data")
 _TS = DATA_COLUMNS.index("ts")
-_MAX_EVENTS_PER_COMMIT = 50_000
 _DELETE_BATCH = 5_000
 #: How long closing waits for connections still in use before cutting them.
 _CLOSE_SECONDS = 5.0
@@ -91,15 +91,6 @@ def _us(dt: datetime) -> int:
 
 def _now_us() -> int:
     return int(time.time() * 1_000_000)
-
-
-@dataclass
-class _WriteRequest:
-    tenant_id: int
-    events: Sequence[PreparedEvent]
-    done: asyncio.Future[list[WriteResult]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -338,39 +329,14 @@ class PostgresStore(Store):
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
         if not events:
             return []
-        if self._writer_task is None or self._writer_task.done():
-            raise RuntimeError("store is closed")
-        request = _WriteRequest(tenant_id, events)
-        await self._queue.put(request)
-        return await asyncio.shield(request.done)
+        return await submit(self._queue, self._writer_task, _WriteRequest(tenant_id, events))
 
     async def _write_loop(self) -> None:
-        closing = False
-        while not closing:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            total = len(first.events)
-            while total < _MAX_EVENTS_PER_COMMIT and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    closing = True
-                    break
-                batch.append(item)
-                total += len(item.events)
-            try:
-                results = await self._commit(batch)
-            except Exception as exc:  # every waiter learns; the loop goes on
-                log.exception("write transaction failed")
-                for req in batch:
-                    if not req.done.done():
-                        req.done.set_exception(exc)
-            else:
-                self._commits.publish(self._written_position)
-                for req, res in zip(batch, results, strict=True):
-                    if not req.done.done():
-                        req.done.set_result(res)
+        await run_writer(
+            self._queue,
+            self._commit,
+            committed=lambda: self._commits.publish(self._written_position),
+        )
 
     async def _writer_connection(self) -> asyncpg.Connection:
         """The writer's connection, reconnected if the server dropped it."""

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -29,6 +29,8 @@ from mailevents_server.query.model import Query
 from mailevents_server.store import sqlite_sql
 from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, Store, WriteResult
 from mailevents_server.store.commits import CommitHub
+from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
+from mailevents_server.store.group_commit import run_writer, submit
 from mailevents_server.store.sqlite_schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,6 @@ _INSERT = (
     f"VALUES ({', '.join('?' for _ in range(len(DATA_COLUMNS) + 3))})"
 )
 _LOOKUP_CHUNK = 500
-#: Write requests merged into one transaction at most (group commit).
-_MAX_EVENTS_PER_COMMIT = 50_000
 
 
 def sqlite_path(url: str) -> str:
@@ -48,15 +48,6 @@ def sqlite_path(url: str) -> str:
         if url.startswith(prefix):
             return url[len(prefix) :] or ":memory:"
     return url
-
-
-@dataclass
-class _WriteRequest:
-    tenant_id: int
-    events: Sequence[PreparedEvent]
-    done: asyncio.Future[list[WriteResult]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 @dataclass
@@ -94,6 +85,7 @@ class SQLiteStore(Store):
         self._secret: bytes | None = None
         self.open_streams = 0
         self._closing: set[asyncio.Future[None]] = set()
+        self._opening: set[asyncio.Future[aiosqlite.Connection]] = set()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -118,8 +110,12 @@ class SQLiteStore(Store):
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
-        while self._closing:  # connections opened for callers that were cancelled
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        # Connections still opening for callers that were cancelled: each is
+        # closed once open. Left behind, its (non-daemon) thread would keep
+        # the process from exiting.
+        while self._opening or self._closing:
+            await asyncio.gather(*self._opening, *self._closing, return_exceptions=True)
+            await asyncio.sleep(0)  # let done-callbacks queue the closes
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self._writer.execute("PRAGMA optimize")
@@ -133,6 +129,8 @@ class SQLiteStore(Store):
         connection is closed once it is open instead of being leaked.
         """
         opening = asyncio.ensure_future(self._connect(writer=False))
+        self._opening.add(opening)  # close() waits for it
+        opening.add_done_callback(self._opening.discard)
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
@@ -308,40 +306,15 @@ class SQLiteStore(Store):
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
         if not events:
             return []
-        if self._writer_task is None or self._writer_task.done():
-            raise RuntimeError("store is closed")
-        request = _WriteRequest(tenant_id, events)
-        await self._queue.put(request)
-        return await asyncio.shield(request.done)
+        return await submit(self._queue, self._writer_task, _WriteRequest(tenant_id, events))
 
     async def _write_loop(self) -> None:
-        closing = False
-        while not closing:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            total = len(first.events)
-            while total < _MAX_EVENTS_PER_COMMIT and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    closing = True
-                    break
-                batch.append(item)
-                total += len(item.events)
-            try:
-                results = await self._commit(batch)
-            except Exception as exc:  # every waiter learns; the loop goes on
-                log.exception("write transaction failed")
-                await self._reload_next_id()
-                for req in batch:
-                    if not req.done.done():
-                        req.done.set_exception(exc)
-            else:
-                self._commits.publish(self._next_id - 1)
-                for req, res in zip(batch, results, strict=True):
-                    if not req.done.done():
-                        req.done.set_result(res)
+        await run_writer(
+            self._queue,
+            self._commit,
+            committed=lambda: self._commits.publish(self._next_id - 1),
+            failed=self._reload_next_id,
+        )
 
     async def _commit(self, batch: list[_WriteRequest]) -> list[list[WriteResult]]:
         conn = self._require_writer()
