@@ -146,10 +146,8 @@ class MailEventsClient:
             follow=follow,
             heartbeat_interval=heartbeat_interval,
         )
-        async with aclosing(batches):
-            async for response in batches:
-                for event in response.events:
-                    yield event
+        async for event in _events_of(batches):
+            yield event
 
     async def search_batches(
         self,
@@ -250,10 +248,8 @@ class MailEventsClient:
             resume_token=resume_token,
             heartbeat_interval=heartbeat_interval,
         )
-        async with aclosing(batches):
-            async for response in batches:
-                for event in response.events:
-                    yield event
+        async for event in _events_of(batches):
+            yield event
 
     async def watch_batches(
         self,
@@ -448,3 +444,13 @@ def _field_mask(read_mask: ReadMask | None) -> FieldMask | None:
         return read_mask
     names = read_mask.split(",") if isinstance(read_mask, str) else read_mask
     return FieldMask(paths=[name.strip() for name in names if name.strip()])
+
+
+async def _events_of(
+    batches: AsyncGenerator[Any, None],
+) -> AsyncGenerator[MessageEvent, None]:
+    """The events of streamed batches, one by one; closes the stream when done."""
+    async with aclosing(batches):
+        async for response in batches:
+            for event in response.events:
+                yield event
