@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -121,6 +122,15 @@ def test_unsubscribe_and_relay_samples_map_their_own_keys() -> None:
         ("1427736822.5", "2015-03-30T17:33:42.500Z"),
         (1427736822, "2015-03-30T17:33:42Z"),
         (1427736822.25, "2015-03-30T17:33:42.250Z"),
+        # The UTC forms read without the regex, and their neighbours read with it.
+        ("2014-07-20T08:01:05-00:00", "2014-07-20T08:01:05Z"),
+        ("2014-07-20t08:01:05+00:00", "2014-07-20T08:01:05Z"),
+        (" 2014-07-20 08:01Z ", "2014-07-20T08:01:00Z"),
+        ("2014-07-20T08:01:05z", "2014-07-20T08:01:05Z"),
+        ("\uff12\uff10\uff11\uff14-07-20T08:01Z", "2014-07-20T08:01:00Z"),  # any decimal digits
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+        ("1427736822 ", "2015-03-30T17:33:42Z"),
+        ("-5", "1969-12-31T23:59:55Z"),
     ],
 )
 def test_timestamp_forms(text: str | float, expected: str) -> None:
@@ -238,6 +248,14 @@ def test_missing_event_id_is_allowed() -> None:
         ({"type": "bounce", "timestamp": "2014-02-30T08:01Z"}, "timestamp"),
         ({"type": "bounce", "timestamp": "2014-07-20T08:01+25:00"}, "timestamp"),
         ({"type": "bounce", "timestamp": 10**12}, "timestamp"),
+        ({"type": "bounce", "timestamp": "9" * 30}, "timestamp"),
+        ({"type": "bounce", "timestamp": "9" * 5000}, "timestamp"),
+        ({"type": "bounce", "timestamp": "2014-07-20T24:00-00:00"}, "timestamp"),
+        ({"type": "bounce", "timestamp": "2014-07-20T08:60Z"}, "timestamp"),
+        ({"type": "bounce", "timestamp": "2014-07-20T08:01:60Z"}, "timestamp"),
+        ({"type": "bounce", "timestamp": "2014-07-20T08:01:5Z"}, "timestamp"),
+        ({"type": "bounce", "timestamp": "0000-01-01T00:00Z"}, "timestamp"),
+        ({"type": "bounce", "timestamp": "0001-01-01T00:00+00:01"}, "timestamp"),
         ({"type": "bounce", "timestamp": True}, "timestamp"),
         ({"type": "bounce", "timestamp": 0, "msg_size": "12.5"}, "msg_size"),
         ({"type": "bounce", "timestamp": 0, "msg_size": "large"}, "msg_size"),
@@ -275,6 +293,32 @@ def test_absent_fields_are_omitted() -> None:
     ev.timestamp.seconds = 60
 
     assert event_to_sparkpost(ev) == {"type": "delivery", "timestamp": "1970-01-01T00:01-00:00"}
+
+
+def test_set_but_empty_optional_fields_are_rendered() -> None:
+    ev = pb.MessageEvent(type=pb.EVENT_TYPE_DELIVERY, type_name="delivery", campaign_id="")
+    ev.msg_size = 0
+
+    assert event_to_sparkpost(ev) == {"type": "delivery", "campaign_id": "", "msg_size": "0"}
+
+
+@pytest.mark.parametrize("seconds", [253_402_300_800, -62_135_596_801, 10**15])
+@pytest.mark.parametrize("type_", [pb.EVENT_TYPE_DELIVERY, pb.EVENT_TYPE_OUT_OF_BAND])
+@pytest.mark.parametrize("lossless", [False, True])
+def test_a_timestamp_outside_the_years_1_to_9999_cannot_be_rendered(
+    seconds: int, type_: int, lossless: bool
+) -> None:
+    ev = pb.MessageEvent(type=type_, timestamp=Timestamp(seconds=seconds))
+
+    with pytest.raises(OverflowError):
+        event_to_sparkpost(ev, lossless=lossless)
+
+
+def test_any_mapping_is_read_like_a_dict() -> None:
+    sample = BY_TYPE["click"]
+    as_proxy = MappingProxyType({**sample, "geo_ip": MappingProxyType(sample["geo_ip"])})
+
+    assert event_from_sparkpost(as_proxy) == event_from_sparkpost(sample)
 
 
 def test_timestamp_renders_in_utc_at_minute_precision() -> None:

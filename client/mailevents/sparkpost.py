@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 import math
 import re
@@ -53,7 +54,13 @@ from typing import Any, Final
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mailevents.event_types import CATEGORY_BY_TYPE, parse_type, type_name
+from mailevents.event_types import (
+    CATEGORY_BY_TYPE,
+    NAME_BY_TYPE,
+    TYPE_BY_NAME,
+    parse_type,
+    type_name,
+)
 from mailevents.v1 import message_event_pb2 as pb
 
 __all__ = ["event_from_sparkpost", "event_to_sparkpost"]
@@ -235,6 +242,7 @@ _SHAPES[pb.EVENT_TYPE_INITIAL_OPEN] = _SHAPES[pb.EVENT_TYPE_OPEN]
 _GENERIC_SHAPE: Final = _shape("type")
 
 _GEO_KEYS: Final = ("country", "region", "city", "latitude", "longitude")
+_GEO_KEY_SET: Final = frozenset(_GEO_KEYS)
 _INTEGER_TEXT: Final = re.compile(r"[+-]?\d+")
 _EPOCH_TEXT: Final = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _ISO_TEXT: Final = re.compile(
@@ -242,7 +250,9 @@ _ISO_TEXT: Final = re.compile(
     r"(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?"
     r"\s*(?:[Zz]|([+-])(\d\d)(?::?(\d\d))?)?"
 )
-_EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
+_EPOCH: Final = dt.datetime(1970, 1, 1)
+_EPOCH_ORDINAL: Final = _EPOCH.toordinal()
+_DAY: Final = 86_400
 # google.protobuf.Timestamp's valid range: 0001-01-01 to 9999-12-31.
 _MIN_SECONDS: Final = -62_135_596_800
 _MAX_SECONDS: Final = 253_402_300_799
@@ -258,19 +268,23 @@ def _integer_bounds(field: str) -> tuple[int, int]:
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
-_INTEGER_BOUNDS: Final = {
-    f.field: _integer_bounds(f.field) for f in _FIELDS if f.kind in (_Kind.COUNT, _Kind.NUMBER)
-}
-
-
 class _Verbatim:
     """Marks a value that is kept as-is in extra_json rather than typed."""
 
 
 _VERBATIM: Final = _Verbatim()
 
+# Speed: both directions run per event on hot paths (webhook ingest, 10,000-event
+# REST pages), so what a field's kind decides is decided once, when the tables are
+# built: each SparkPost key gets its own reader (its name and bounds bound in), and
+# each type its own render plans of (field, has presence, key, writer). Per event
+# there is one loop over those. Timestamps are read and written as integer seconds,
+# with cached dates and precomputed times of day, never a datetime per event.
+
 
 # ---------------------------------------------------------------- reading
+
+_Reader = Callable[[Any], Any]
 
 
 def event_from_sparkpost(obj: Mapping[str, Any]) -> pb.MessageEvent:
@@ -278,7 +292,7 @@ def event_from_sparkpost(obj: Mapping[str, Any]) -> pb.MessageEvent:
 
     Raises `ValueError`, naming the field, for input that is not an event.
     """
-    if not isinstance(obj, Mapping):
+    if not _is_mapping(obj):
         raise ValueError(f"a SparkPost event must be a JSON object, got {type(obj).__name__}")
     wrapper_category: str | None = None
     if "msys" in obj and "type" not in obj:
@@ -286,18 +300,31 @@ def event_from_sparkpost(obj: Mapping[str, Any]) -> pb.MessageEvent:
 
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    string_field = _STRING_FIELDS.get
+    reader = _READERS.get
     for key, value in obj.items():
-        spec = _BY_KEY.get(key)
-        parsed = _VERBATIM if spec is None or value is None else _READERS[spec.kind](key, value)
+        if value.__class__ is str:
+            # The common case, a text key with a string, needs no reader.
+            field = string_field(key)
+            if field is not None:
+                values[field] = value
+                continue
+        entry = reader(key)
+        if entry is None or value is None:
+            extra[key] = value
+            continue
+        parsed = entry[1](value)
         if parsed is _VERBATIM:
             extra[key] = value
-        elif spec is not None:
-            values[spec.field] = parsed
+        else:
+            values[entry[0]] = parsed
 
-    name = values.pop("type_name", None)
+    name = values.get("type_name")
     if name is None:
         raise ValueError("type: required")
-    values["type"] = event_type = parse_type(name) or pb.EVENT_TYPE_UNSPECIFIED
+    values["type"] = event_type = (
+        TYPE_BY_NAME.get(name) or parse_type(name) or pb.EVENT_TYPE_UNSPECIFIED
+    )
     if "timestamp" not in values:
         raise ValueError("timestamp: required")
     if wrapper_category is not None:
@@ -311,7 +338,12 @@ def event_from_sparkpost(obj: Mapping[str, Any]) -> pb.MessageEvent:
         values["event_category"] = CATEGORY_BY_TYPE[event_type]
     if extra:
         values["extra_json"] = _compact_json(extra)
-    return pb.MessageEvent(type_name=name, **values)
+    return pb.MessageEvent(**values)  # one dict: a keyword next to ** would copy it
+
+
+def _is_mapping(value: Any) -> bool:
+    """isinstance(value, Mapping), without the ABC machinery for JSON's own dict."""
+    return value.__class__ is dict or isinstance(value, Mapping)
 
 
 def _compact_json(value: dict[str, Any]) -> str:
@@ -331,60 +363,107 @@ def _unwrap(obj: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return str(category), inner
 
 
-def _read_type(key: str, value: Any) -> Any:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key}: must be a non-blank string, got {value!r}")
-    return value
-
-
-def _read_text(key: str, value: Any) -> Any:
-    if isinstance(value, str):
+def _read_type(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{key}: must be a non-blank string, got {value!r}")
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"{key}: must be a string or a number, got {value!r}")
+
+    return read
 
 
-def _read_integer(key: str, value: Any) -> Any:
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
-        number = int(value)
-    if number is None:
-        raise ValueError(f"{key}: must be an integer, got {value!r}")
-    low, high = _INTEGER_BOUNDS[_BY_KEY[key].field]
-    if not low <= number <= high:
-        raise ValueError(f"{key}: {number} is out of range")
-    return number
+def _read_text(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError(f"{key}: must be a string or a number, got {value!r}")
+
+    return read
 
 
-def _read_time(key: str, value: Any) -> Any:
-    seconds, nanos = _parse_time(key, value)
-    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
-        raise ValueError(f"{key}: {value!r} is outside the years 1-9999")
-    return Timestamp(seconds=seconds, nanos=nanos)
+def _read_integer(key: str, field: str) -> _Reader:
+    low, high = _integer_bounds(field)
+
+    def read(value: Any) -> Any:
+        number: int | None = None
+        if value.__class__ is str and value.isdecimal():
+            number = int(value)  # the form SparkPost sends; the regex below accepts it too
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+            number = int(value)
+        if number is None:
+            raise ValueError(f"{key}: must be an integer, got {value!r}")
+        if not low <= number <= high:
+            raise ValueError(f"{key}: {number} is out of range")
+        return number
+
+    return read
+
+
+def _read_time(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        seconds, nanos = _parse_time(key, value)
+        if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+            raise ValueError(f"{key}: {value!r} is outside the years 1-9999")
+        # A dict initialises the Timestamp field without building a Timestamp first.
+        return {"seconds": seconds, "nanos": nanos}
+
+    return read
 
 
 def _parse_time(key: str, value: Any) -> tuple[int, int]:
     """(seconds, nanos) since the epoch from ISO 8601 text or epoch seconds."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, 0
-    if isinstance(value, float) and math.isfinite(value):
-        return _split_decimal(Decimal(repr(value)))
     if isinstance(value, str):
         text = value.strip()
-        if _EPOCH_TEXT.fullmatch(text):
-            return _split_decimal(Decimal(text))
+        if text.isdecimal() and len(text) < 20:  # epoch seconds, as webhooks send them
+            return int(text), 0
+        seconds = _utc_seconds(text)
+        if seconds is not None:
+            return seconds, 0
+        # The two forms are disjoint: only ISO text has a "-" after its first digit.
         match = _ISO_TEXT.fullmatch(text)
         if match:
             try:
-                return _iso_seconds(match)
+                return _iso_seconds(text, match)
             except ValueError:
                 pass
+        elif _EPOCH_TEXT.fullmatch(text):
+            return _split_decimal(Decimal(text))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value, 0
+    elif isinstance(value, float) and math.isfinite(value):
+        return _split_decimal(Decimal(repr(value)))
     raise ValueError(f"{key}: {value!r} is not an ISO 8601 date-time or a number of epoch seconds")
+
+
+def _utc_seconds(text: str) -> int | None:
+    """Seconds of the UTC forms SparkPost and our exports write, without the regex.
+
+    "YYYY-MM-DDTHH:MM" and optionally ":SS", then "Z", "-00:00" or "+00:00": a
+    subset of what `_ISO_TEXT` matches, read to the same value. None for any
+    other text, or for a date or time that does not exist, which `_ISO_TEXT`
+    then reads or rejects.
+    """
+    if len(text) < 17 or text[10] not in "Tt ":
+        return None
+    if text[16] == ":":
+        second = _SECOND_OF_MINUTE.get(text[16:19])
+        zone = text[19:]
+    else:
+        second = 0
+        zone = text[16:]
+    if zone != "Z" and zone != "-00:00" and zone != "+00:00":
+        return None
+    clock = _CLOCK_SECONDS.get(text[11:16])
+    day = _epoch_day(text[:10])
+    if clock is None or second is None or day is None:
+        return None
+    return day * _DAY + clock + second
 
 
 def _split_decimal(number: Decimal) -> tuple[int, int]:
@@ -393,68 +472,114 @@ def _split_decimal(number: Decimal) -> tuple[int, int]:
     return seconds, int((number - seconds) * 1_000_000_000)
 
 
-def _iso_seconds(match: re.Match[str]) -> tuple[int, int]:
-    """Seconds and nanos of a matched ISO 8601 text; no offset means UTC."""
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    moment = dt.datetime(
-        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-    )
-    offset = 0
+def _iso_seconds(text: str, match: re.Match[str]) -> tuple[int, int]:
+    """Seconds and nanos of ISO 8601 `text` matched by `_ISO_TEXT`; no offset means UTC.
+
+    Raises `ValueError` for a date, time of day or offset that does not exist, as
+    `datetime` would.
+    """
+    _, _, _, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    # The date is always text[:10], the hour and minute text[11:16].
+    day = _epoch_day(text[:10])
+    if day is None:
+        raise ValueError("no such date")
+    seconds = day * _DAY
+    if hour is not None:
+        clock = _CLOCK_SECONDS.get(text[11:16])
+        if clock is None:  # out of range, or digits other than ASCII ones
+            clock = _clock_seconds(int(hour), int(minute), 0)
+        seconds += clock
+        if second is not None:
+            seconds += _clock_seconds(0, 0, int(second))
     if sign:
         off_minutes = int(off_h) * 60 + int(off_m or 0)
         if off_minutes >= 24 * 60:
             raise ValueError("offset out of range")
-        offset = (off_minutes if sign == "+" else -off_minutes) * 60
-    seconds = (
-        (moment.toordinal() - _EPOCH_ORDINAL) * 86_400
-        + moment.hour * 3600
-        + moment.minute * 60
-        + moment.second
-        - offset
-    )
-    nanos = int((fraction or "0")[:9].ljust(9, "0"))
+        seconds -= (off_minutes if sign == "+" else -off_minutes) * 60
+    nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
     return seconds, nanos
 
 
-def _read_tags(key: str, value: Any) -> Any:
-    if isinstance(value, list) and value and all(isinstance(t, str) for t in value):
+@functools.lru_cache(maxsize=4096)
+def _epoch_day(date: str) -> int | None:
+    """Days since 1970-01-01 of "YYYY-MM-DD" (any decimal digits, as `\\d` matches);
+    None if `date` is not of that form or not a date. Events cluster on few days."""
+    digits = date[:4] + date[5:7] + date[8:]
+    if len(date) != 10 or date[4] != "-" or date[7] != "-" or not digits.isdecimal():
+        return None
+    try:
+        return dt.date(int(date[:4]), int(date[5:7]), int(date[8:])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+
+
+def _clock_seconds(hour: int, minute: int, second: int) -> int:
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError("time of day out of range")
+    return hour * 3600 + minute * 60 + second
+
+
+#: "HH:MM" -> seconds since midnight, for every minute of a day.
+_CLOCK_SECONDS: Final = {f"{m // 60:02d}:{m % 60:02d}": m * 60 for m in range(1440)}
+#: ":SS" -> seconds, for every second of a minute.
+_SECOND_OF_MINUTE: Final = {f":{s:02d}": s for s in range(60)}
+
+
+def _read_tags(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            return _VERBATIM
+        for tag in value:
+            if not isinstance(tag, str):
+                return _VERBATIM
         return value
-    return _VERBATIM
+
+    return read
 
 
-def _read_meta(key: str, value: Any) -> Any:
-    if (
-        isinstance(value, Mapping)
-        and value
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    ):
-        return dict(value)
-    return _VERBATIM
+def _read_meta(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if not _is_mapping(value) or not value:
+            return _VERBATIM
+        for k, v in value.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                return _VERBATIM
+        return value if value.__class__ is dict else dict(value)  # the message copies it
+
+    return read
 
 
-def _read_subs(key: str, value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return _compact_json(dict(value))
-    return _VERBATIM
+def _read_subs(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if _is_mapping(value):
+            return _compact_json(dict(value))
+        return _VERBATIM
+
+    return read
 
 
-def _read_geo(key: str, value: Any) -> Any:
+def _read_geo(key: str) -> _Reader:
+    return _geo
+
+
+def _geo(value: Any) -> Any:
     """A GeoIp only when it holds exactly the seed's five keys, so nothing is dropped."""
-    if not isinstance(value, Mapping) or set(value) != set(_GEO_KEYS):
+    if not _is_mapping(value) or set(value) != _GEO_KEY_SET:
         return _VERBATIM
-    if not all(isinstance(value[k], str) for k in ("country", "region", "city")):
+    country, region, city = value["country"], value["region"], value["city"]
+    if not (isinstance(country, str) and isinstance(region, str) and isinstance(city, str)):
         return _VERBATIM
-    coordinates = [_coordinate(value[k]) for k in ("latitude", "longitude")]
-    if None in coordinates:
+    latitude = _coordinate(value["latitude"])
+    longitude = _coordinate(value["longitude"])
+    if latitude is None or longitude is None:
         return _VERBATIM
-    latitude, longitude = coordinates
-    return pb.GeoIp(
-        country=value["country"],
-        region=value["region"],
-        city=value["city"],
-        latitude=latitude,
-        longitude=longitude,
-    )
+    return {
+        "country": country,
+        "region": region,
+        "city": city,
+        "latitude": latitude,
+        "longitude": longitude,
+    }
 
 
 def _coordinate(value: Any) -> float | None:
@@ -467,17 +592,26 @@ def _coordinate(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _read_flag(key: str, value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"{key}: must be true or false, got {value!r}")
+def _read_flag(key: str) -> _Reader:
+    def read(value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{key}: must be true or false, got {value!r}")
+
+    return read
 
 
-_READERS: Final[dict[_Kind, Callable[[str, Any], Any]]] = {
+def _reader(spec: _Field) -> _Reader:
+    """The reader of one SparkPost key, with its name and bounds bound in."""
+    kind = spec.kind
+    if kind is _Kind.COUNT or kind is _Kind.NUMBER:
+        return _read_integer(spec.key, spec.field)
+    return _READER_KINDS[kind](spec.key)
+
+
+_READER_KINDS: Final[dict[_Kind, Callable[[str], _Reader]]] = {
     _Kind.TYPE: _read_type,
     _Kind.TEXT: _read_text,
-    _Kind.COUNT: _read_integer,
-    _Kind.NUMBER: _read_integer,
     _Kind.TIME: _read_time,
     _Kind.TAGS: _read_tags,
     _Kind.META: _read_meta,
@@ -486,9 +620,30 @@ _READERS: Final[dict[_Kind, Callable[[str, Any], Any]]] = {
     _Kind.FLAG: _read_flag,
     _Kind.CATEGORY: _read_text,
 }
+#: SparkPost key -> (MessageEvent field, reader), for every key in `_FIELDS`.
+_READERS: Final[dict[str, tuple[str, _Reader]]] = {f.key: (f.field, _reader(f)) for f in _FIELDS}
+#: The keys whose string value is stored as it is: their reader would return it unchanged.
+_STRING_FIELDS: Final[dict[str, str]] = {
+    f.key: f.field for f in _FIELDS if f.kind in (_Kind.TEXT, _Kind.CATEGORY)
+}
 
 
 # ---------------------------------------------------------------- writing
+
+#: A writer turns a present field's value into its JSON value; None means the
+#: value is written as it is.
+_Writer = Callable[[Any], Any]
+#: (field, has presence, key, writer) per key after `type`, in render order.
+_Plan = tuple[tuple[str, bool, str, _Writer | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _TypePlans:
+    """What `event_to_sparkpost` renders for events of one type, worked out once."""
+
+    type_name: str  # `type` for an event without type_name
+    plain: _Plan
+    lossless: _Plan
 
 
 def event_to_sparkpost(ev: pb.MessageEvent, *, lossless: bool = False) -> dict[str, Any]:
@@ -497,19 +652,31 @@ def event_to_sparkpost(ev: pb.MessageEvent, *, lossless: bool = False) -> dict[s
     With ``lossless=True`` the object also carries full-precision timestamps and
     the mailevents extension keys, for exports that must read back unchanged.
     """
-    shape = _SHAPES.get(ev.type, _GENERIC_SHAPE)
-    # ListFields gives exactly what SparkPost would have: fields with presence that
-    # are set, other fields that are non-empty. `type` is always rendered.
-    present = {descriptor.name for descriptor, _ in ev.ListFields()}
-    present.add("type_name")
-    out: dict[str, Any] = {}
-    for spec in shape.lossless_order if lossless else shape.order:
-        if spec.field in present:
-            value = _WRITERS[spec.kind](ev, spec, shape, lossless)
+    plans = _PLANS.get(ev.type, _GENERIC_PLANS)
+    # `type` is always rendered, and first: every shape begins with it.
+    out: dict[str, Any] = {"type": ev.type_name or plans.type_name}
+    # A field is rendered when ListFields would list it: a field with presence
+    # when it is set, any other when it is not empty. Asking HasField of the few
+    # fields a plan names is cheaper than ListFields building every (field, value).
+    has = ev.HasField
+    for field, presence, key, write in plans.lossless if lossless else plans.plain:
+        if presence:
+            if not has(field):
+                continue
+            value = getattr(ev, field)
+        else:
+            value = getattr(ev, field)
+            if not value:
+                continue
+        if write is None:
+            out[key] = value
+        else:
+            value = write(value)
             if value is not _VERBATIM:
-                out[spec.key] = value
-    if ev.extra_json:
-        extra = json.loads(ev.extra_json)
+                out[key] = value
+    extra_json = ev.extra_json
+    if extra_json:
+        extra = json.loads(extra_json)
         if not isinstance(extra, dict):
             raise ValueError("extra_json: must hold a JSON object")
         for key, value in extra.items():
@@ -517,48 +684,53 @@ def event_to_sparkpost(ev: pb.MessageEvent, *, lossless: bool = False) -> dict[s
     return out
 
 
-_Writer = Callable[[pb.MessageEvent, _Field, _Shape, bool], Any]
+#: "THH:MM-00:00" and "THH:MM" per minute of the day, ":SS" per second of a minute.
+_MINUTE_TEXT: Final = tuple(f"T{m // 60:02d}:{m % 60:02d}-00:00" for m in range(1440))
+_CLOCK_TEXT: Final = tuple(f"T{m // 60:02d}:{m % 60:02d}" for m in range(1440))
+_SECOND_TEXT: Final = tuple(f":{s:02d}" for s in range(60))
 
 
-def _write_type(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return ev.type_name or type_name(ev.type)
+def _seconds(stamp: Timestamp) -> int:
+    """`stamp`'s seconds; a moment outside the years 1-9999 raises `OverflowError`."""
+    seconds: int = stamp.seconds
+    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+        _EPOCH + dt.timedelta(seconds=seconds)  # raises just as the datetime arithmetic would
+    return seconds
 
 
-def _write_text(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return str(getattr(ev, spec.field))
+@functools.lru_cache(maxsize=4096)
+def _date_text(day: int) -> str:
+    """ "YYYY-MM-DD" of a day since 1970-01-01 in the years 1-9999; few days recur."""
+    moment = _EPOCH + dt.timedelta(days=day)
+    return f"{moment.year:04d}-{moment:%m-%d}"
 
 
-def _write_number(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return getattr(ev, spec.field)
+def _write_minutes(stamp: Timestamp) -> str:
+    """The document's form: UTC, minute precision, "-00:00"."""
+    day, second = divmod(_seconds(stamp), _DAY)
+    return _date_text(day) + _MINUTE_TEXT[second // 60]
 
 
-def _write_time(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    """The document's minute-precision UTC form, epoch seconds, or RFC 3339 when lossless."""
-    stamp: Timestamp = getattr(ev, spec.field)
-    moment = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=stamp.seconds)
-    if lossless:
-        fraction = f".{stamp.nanos:09d}".rstrip("0") if stamp.nanos else ""
-        return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
-    if shape.epoch_timestamp and spec.key == "timestamp":
-        return stamp.seconds
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M}-00:00"
+def _write_rfc3339(stamp: Timestamp) -> str:
+    """Lossless: seconds and fraction kept, "Z"."""
+    day, second = divmod(_seconds(stamp), _DAY)
+    minute, second = divmod(second, 60)
+    nanos = stamp.nanos
+    fraction = f".{nanos:09d}".rstrip("0") + "Z" if nanos else "Z"
+    return _date_text(day) + _CLOCK_TEXT[minute] + _SECOND_TEXT[second] + fraction
 
 
-def _write_tags(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return list(ev.tags)
+def _write_epoch(stamp: Timestamp) -> int:
+    """The document's out_of_band sample: integer epoch seconds."""
+    return _seconds(stamp)
 
 
-def _write_meta(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
+def _write_meta(metadata: Mapping[str, str]) -> dict[str, str]:
     """Keys sorted: a protobuf map keeps no order, and sorted is stable across reads."""
-    return dict(sorted(ev.metadata.items()))
+    return {key: metadata[key] for key in sorted(metadata)}
 
 
-def _write_subs(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return json.loads(ev.substitutions_json)
-
-
-def _write_geo(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    geo = ev.geo_ip
+def _write_geo(geo: pb.GeoIp) -> dict[str, str]:
     return {
         "country": geo.country,
         "region": geo.region,
@@ -574,27 +746,62 @@ def _format_coordinate(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _write_flag(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
-    return True  # only reached when set: false is the default and is omitted
-
-
-def _write_category(ev: pb.MessageEvent, spec: _Field, shape: _Shape, lossless: bool) -> Any:
+def _write_category(expected: str | None) -> _Writer:
     """Only a category reading would not infer again from the type is worth writing."""
-    if ev.event_category == CATEGORY_BY_TYPE.get(ev.type):
-        return _VERBATIM
-    return ev.event_category
+
+    def write(category: str) -> Any:
+        return _VERBATIM if category == expected else category
+
+    return write
 
 
-_WRITERS: Final[dict[_Kind, _Writer]] = {
-    _Kind.TYPE: _write_type,
-    _Kind.TEXT: _write_text,
-    _Kind.COUNT: _write_text,
-    _Kind.NUMBER: _write_number,
-    _Kind.TIME: _write_time,
-    _Kind.TAGS: _write_tags,
+def _writer(spec: _Field, shape: _Shape, category: str | None, lossless: bool) -> _Writer | None:
+    """The writer of one field in one type's plan; None when the value is written as is."""
+    kind = spec.kind
+    if kind is _Kind.TIME:
+        if lossless:
+            return _write_rfc3339
+        return _write_epoch if shape.epoch_timestamp and spec.key == "timestamp" else _write_minutes
+    if kind is _Kind.CATEGORY:
+        return _write_category(category)
+    # TEXT: a string; NUMBER: a JSON number; FLAG: only present when true.
+    return _WRITER_KINDS.get(kind)
+
+
+_WRITER_KINDS: Final[dict[_Kind, _Writer]] = {
+    _Kind.COUNT: str,
+    _Kind.TAGS: list,
     _Kind.META: _write_meta,
-    _Kind.SUBS: _write_subs,
+    _Kind.SUBS: json.loads,
     _Kind.GEO: _write_geo,
-    _Kind.FLAG: _write_flag,
-    _Kind.CATEGORY: _write_category,
 }
+
+
+def _plans(shape: _Shape, name: str, category: str | None) -> _TypePlans:
+    """The render plans of a type: its shape, its name and its usual category."""
+
+    def plan(order: tuple[_Field, ...], lossless: bool) -> _Plan:
+        first, *rest = order
+        if first.kind is not _Kind.TYPE:
+            raise AssertionError("every shape begins with `type`")
+        return tuple(
+            (
+                f.field,
+                _DESCRIPTORS[f.field].has_presence,
+                f.key,
+                _writer(f, shape, category, lossless),
+            )
+            for f in rest
+        )
+
+    return _TypePlans(name, plan(shape.order, False), plan(shape.lossless_order, True))
+
+
+#: Every type something is known of; any other renders with `_GENERIC_PLANS`.
+_PLANS: Final[dict[int, _TypePlans]] = {
+    t: _plans(_SHAPES.get(t, _GENERIC_SHAPE), type_name(t), CATEGORY_BY_TYPE.get(t))
+    for t in {*_SHAPES, *CATEGORY_BY_TYPE, *NAME_BY_TYPE}
+}
+#: A type with no name, shape or category of its own: `type_name(t)` is "" and
+#: `CATEGORY_BY_TYPE.get(t)` is None for every `t` not in `_PLANS`.
+_GENERIC_PLANS: Final = _plans(_GENERIC_SHAPE, "", None)
