@@ -56,7 +56,20 @@ async def _ingest(server: Any, md: Metadata) -> Any:
 async def _ingest_stream(server: Any, md: Metadata) -> Any:
     batches = iter([spb.IngestMessageEventsStreamRequest(events=[event("new")], batch_id="b")])
     call = server.stub.IngestMessageEventsStream(batches, metadata=md)
-    return [r async for r in call]
+    try:
+        return [r async for r in call]
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.INTERNAL:
+            raise
+        # The batch was still being sent when the server refused the call, and
+        # the client reports its failed send; the call's own status is the
+        # server's answer.
+        raise grpc.aio.AioRpcError(
+            await call.code(),
+            await call.initial_metadata(),
+            await call.trailing_metadata(),
+            await call.details(),
+        ) from err
 
 
 async def _watch(server: Any, md: Metadata) -> Any:
