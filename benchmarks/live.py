@@ -38,8 +38,9 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import wire
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.ingest import prepare
-from mailevents_server.store.sqlite import _INSERT, SQLiteStore
+from mailevents_server.store.sqlite import SQLiteStore
 from mailevents_server.store.sqlite_schema import MIGRATIONS
+from mailevents_server.store.sqlite_writer import INSERT
 from mailevents_server.webhooks import add_webhook_routes
 
 
@@ -76,7 +77,7 @@ def executemany_floor(events: Sequence[pb.MessageEvent], batch: int = 10_000) ->
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, rows[start : start + batch])
+            conn.executemany(INSERT, rows[start : start + batch])
             conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
         conn.close()

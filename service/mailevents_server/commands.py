@@ -22,6 +22,9 @@ from mailevents_server.store import open_store
 
 DEFAULTS = ServerConfig()
 
+#: Seconds between GIL hand-overs in `serve` (the interpreter default is 0.005).
+GIL_SWITCH_INTERVAL = 0.001
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MAILEVENTS_{name}", default)
@@ -138,6 +141,11 @@ def main(argv: Sequence[str]) -> int:
                 grace_seconds=args.grace_seconds,
                 retention=args.retention,
             )
+            # Threads hand the GIL over every 1 ms instead of 5: the SQLite writer
+            # thread wants it back after each statement, and ingest measured
+            # ~20% faster when it does not wait out the default 5 ms behind the
+            # event loop (make bench, ingest section).
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
             asyncio.run(serve(config))
         elif args.command == "rest":
             _logging(args.log_level)

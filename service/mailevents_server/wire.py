@@ -12,14 +12,23 @@ from __future__ import annotations
 _TAG_ID = b"\x08"  # MessageEvent.id: field 1, varint
 
 
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int (int64 ids and lengths)."""
+def _varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+#: Every varint of one or two bytes, made once: event lengths are nearly all
+#: below 16,384, and ingest frames every event twice.
+_SHORT: tuple[bytes, ...] = tuple(_varint(v) for v in range(1 << 14))
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int (int64 ids and lengths)."""
+    return _SHORT[value] if value < 16384 else _varint(value)
 
 
 def length_delimited(field_number: int, payload: bytes) -> bytes:
@@ -34,7 +43,8 @@ def stored_event(event_id: int, body_without_id: bytes) -> bytes:
     had been set before serializing, so ingest serializes once and the store
     adds the id it assigns.
     """
-    return length_delimited(1, _TAG_ID + varint(event_id) + body_without_id)
+    payload = b"".join((_TAG_ID, varint(event_id), body_without_id))
+    return b"".join((b"\x0a", varint(len(payload)), payload))  # field 1, wire type 2
 
 
 def event_payload(stored: bytes) -> bytes:

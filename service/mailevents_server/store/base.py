@@ -29,7 +29,7 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WriteResult:
     index: int
     event_id: str

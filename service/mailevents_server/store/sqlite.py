@@ -12,34 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiosqlite
 
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import wire
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query import timeparts
-from mailevents_server.query.fields import DATA_COLUMNS
 from mailevents_server.query.model import Query
-from mailevents_server.store import sqlite_sql
-from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, Store, WriteResult
+from mailevents_server.store import sqlite_sql, sqlite_writer
+from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Row, Store, WriteResult
 from mailevents_server.store.commits import CommitHub
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
 from mailevents_server.store.group_commit import run_writer, submit
-from mailevents_server.store.sqlite_schema import MIGRATIONS
+from mailevents_server.store.sqlite_writer import DELETE_BATCH, DeleteRequest, Writer
 
 log = logging.getLogger(__name__)
-
-_INSERT = (
-    f"INSERT INTO events (id, tenant_id, {', '.join(DATA_COLUMNS)}, data) "
-    f"VALUES ({', '.join('?' for _ in range(len(DATA_COLUMNS) + 3))})"
-)
-_LOOKUP_CHUNK = 500
 
 
 def sqlite_path(url: str) -> str:
@@ -50,24 +41,6 @@ def sqlite_path(url: str) -> str:
     return url
 
 
-@dataclass
-class _DeleteRequest(_WriteRequest):
-    """One small retention batch (one tenant), queued like a write so ingest interleaves."""
-
-    cutoff_us: int = 0
-    deleted: int = 0
-
-
-#: Rows one retention batch deletes: small enough to keep each commit short.
-_DELETE_BATCH = 2000
-#: The highest id ever given: the last event's, or the one retention recorded
-#: before deleting it.
-_HIGHEST_ID = (
-    "SELECT max(coalesce((SELECT max(id) FROM events), 0), "
-    "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0))"
-)
-
-
 class SQLiteStore(Store):
     """SQLite via aiosqlite. `synchronous` is the PRAGMA: FULL survives power loss."""
 
@@ -75,7 +48,7 @@ class SQLiteStore(Store):
         self.path = sqlite_path(path)
         self._reader_count = readers
         self._synchronous = synchronous
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: Writer | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
@@ -90,14 +63,17 @@ class SQLiteStore(Store):
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = await self._connect(writer=True)
-        await self._migrate(self._writer)
-        async with self._writer.execute(_HIGHEST_ID) as cur:
-            row = await cur.fetchone()
-        self._next_id = int(row[0]) + 1 if row else 1
+        self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
+        try:
+            await self._writer.run(sqlite_writer.migrate, self.path, log.info)
+            self._next_id = await self._writer.run(sqlite_writer.highest_id) + 1
+        except BaseException:
+            await self._writer.close()
+            self._writer = None
+            raise
         self._commits.publish(self._next_id - 1)
         for _ in range(self._reader_count):
-            conn = await self._connect(writer=False)
+            conn = await self._connect()
             self._all_readers.append(conn)
             self._readers.put_nowait(conn)
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
@@ -117,8 +93,6 @@ class SQLiteStore(Store):
             await asyncio.gather(*self._opening, *self._closing, return_exceptions=True)
             await asyncio.sleep(0)  # let done-callbacks queue the closes
         if self._writer is not None:
-            with contextlib.suppress(Exception):
-                await self._writer.execute("PRAGMA optimize")
             await self._writer.close()
             self._writer = None
 
@@ -128,7 +102,7 @@ class SQLiteStore(Store):
         Opening runs shielded: if the caller is cancelled meanwhile, the
         connection is closed once it is open instead of being leaked.
         """
-        opening = asyncio.ensure_future(self._connect(writer=False))
+        opening = asyncio.ensure_future(self._connect())
         self._opening.add(opening)  # close() waits for it
         opening.add_done_callback(self._opening.discard)
         try:
@@ -143,52 +117,22 @@ class SQLiteStore(Store):
             self._closing.add(closing)  # close() waits for it
             closing.add_done_callback(self._closing.discard)
 
-    async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+    async def _connect(self) -> aiosqlite.Connection:
+        """A reader connection."""
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute("PRAGMA busy_timeout = 10000")
-            if writer:
-                await conn.execute("PRAGMA journal_mode = WAL")
-                await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            else:
-                await conn.execute("PRAGMA query_only = 1")
-                await conn.execute("PRAGMA mmap_size = 1073741824")
-                await conn.execute("PRAGMA cache_size = -32768")
-            await conn.create_function("mev_lower", 1, _lower, deterministic=True)
-            await conn.create_function("mev_datepart", 3, timeparts.date_part, deterministic=True)
-            await conn.create_function("mev_bucket", 3, timeparts.bucket, deterministic=True)
+            await conn.execute("PRAGMA query_only = 1")
+            await conn.execute("PRAGMA mmap_size = 1073741824")
+            await conn.execute("PRAGMA cache_size = -32768")
+            for name, arity, function in _SQL_FUNCTIONS:
+                await conn.create_function(name, arity, function, deterministic=True)
         except BaseException:
             # Cancelled mid-setup (a stream's deadline passed, its client left):
             # close now, without awaiting, or the connection and its thread leak.
             conn.stop()
             raise
         return conn
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            async with conn.execute("PRAGMA user_version") as cur:
-                row = await cur.fetchone()
-            version = int(row[0]) if row else 0
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"{self.path} has schema version {version}, newer than this "
-                    f"mailevents ({len(MIGRATIONS)}); upgrade mailevents"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                log.info("applying schema migration %d to %s", number, self.path)
-                for statement in script.split(";"):
-                    if statement.strip():
-                        await conn.execute(statement)
-                await conn.execute(f"PRAGMA user_version = {number}")
-            await conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('token_secret', ?)",
-                (secrets.token_bytes(32),),
-            )
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -317,68 +261,16 @@ class SQLiteStore(Store):
         )
 
     async def _commit(self, batch: list[_WriteRequest]) -> list[list[WriteResult]]:
-        conn = self._require_writer()
-        next_id = self._next_id
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            all_results: list[list[WriteResult]] = []
-            rows: list[tuple[Any, ...]] = []
-            # Ids given earlier in this transaction: a producer's re-sent batch
-            # may share a commit with the original, before either is inserted.
-            pending: dict[tuple[int, str], int] = {}
-            for req in batch:
-                if isinstance(req, _DeleteRequest):
-                    req.deleted = await self._delete_batch(conn, req.tenant_id, req.cutoff_us)
-                    all_results.append([])
-                    continue
-                existing = await self._existing_ids(conn, req.tenant_id, req.events)
-                results: list[WriteResult] = []
-                for ev in req.events:
-                    known = existing.get(ev.event_id) or pending.get((req.tenant_id, ev.event_id))
-                    if known is not None:
-                        results.append(WriteResult(ev.index, ev.event_id, Outcome.DUPLICATE, known))
-                        continue
-                    new_id = next_id
-                    next_id += 1
-                    pending[(req.tenant_id, ev.event_id)] = new_id
-                    rows.append(
-                        (new_id, req.tenant_id, *ev.columns, wire.stored_event(new_id, ev.body))
-                    )
-                    results.append(WriteResult(ev.index, ev.event_id, Outcome.STORED, new_id))
-                all_results.append(results)
-            if rows:
-                await conn.executemany(_INSERT, rows)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        self._next_id = next_id
-        return all_results
-
-    async def _existing_ids(
-        self, conn: aiosqlite.Connection, tenant_id: int, events: Sequence[PreparedEvent]
-    ) -> dict[str, int]:
-        found: dict[str, int] = {}
-        keys = list({ev.event_id for ev in events})
-        for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[start : start + _LOOKUP_CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            async with conn.execute(
-                f"SELECT event_id, id FROM events WHERE tenant_id = ? AND event_id IN ({marks})",
-                (tenant_id, *chunk),
-            ) as cur:
-                async for event_id, event_pk in cur:
-                    found[event_id] = event_pk
-        return found
+        results, self._next_id = await self._require_writer().run(
+            sqlite_writer.commit, batch, self._next_id
+        )
+        return results
 
     async def _reload_next_id(self) -> None:
         with contextlib.suppress(Exception):
-            conn = self._require_writer()
-            async with conn.execute(_HIGHEST_ID) as cur:
-                row = await cur.fetchone()
-            self._next_id = int(row[0]) + 1 if row else 1
+            self._next_id = await self._require_writer().run(sqlite_writer.highest_id) + 1
 
-    def _require_writer(self) -> aiosqlite.Connection:
+    def _require_writer(self) -> Writer:
         if self._writer is None:
             raise RuntimeError("store is not open")
         return self._writer
@@ -477,28 +369,13 @@ class SQLiteStore(Store):
             while True:
                 if self._writer_task is None or self._writer_task.done():
                     raise RuntimeError("store is closed")
-                request = _DeleteRequest(tenant_id, (), cutoff_us=cutoff_us)
+                request = DeleteRequest(tenant_id, (), cutoff_us=cutoff_us)
                 await self._queue.put(request)
                 await asyncio.shield(request.done)
                 removed += request.deleted
-                if request.deleted < _DELETE_BATCH:
+                if request.deleted < DELETE_BATCH:
                     break
         return removed
-
-    @staticmethod
-    async def _delete_batch(conn: aiosqlite.Connection, tenant_id: int, cutoff_us: int) -> int:
-        # Ids are never handed out twice: remember the highest before it may
-        # be deleted, since the next id on start comes from it (_HIGHEST_ID).
-        await conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) "
-            "SELECT 'id_floor', (SELECT max(id) FROM events) WHERE EXISTS (SELECT 1 FROM events)"
-        )
-        cur = await conn.execute(
-            "DELETE FROM events WHERE id IN (SELECT id FROM events "
-            "WHERE tenant_id = ? AND ts < ? LIMIT ?)",
-            (tenant_id, cutoff_us, _DELETE_BATCH),
-        )
-        return int(cur.rowcount)
 
     async def last_id(self) -> int:
         async with (
@@ -521,6 +398,19 @@ class SQLiteStore(Store):
 
 def _lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
+
+
+#: SQL functions the query compiler (sqlite_sql) uses, on every connection.
+_SQL_FUNCTIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
+    ("mev_lower", 1, _lower),
+    ("mev_datepart", 3, timeparts.date_part),
+    ("mev_bucket", 3, timeparts.bucket),
+)
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    for name, arity, function in _SQL_FUNCTIONS:
+        conn.create_function(name, arity, function, deterministic=True)
 
 
 def _key_text(key: Any, group_by: int) -> str:
