@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class Hooks:
     async def post(
         self, path: str, body: Any, headers: dict[str, str] | None = None, *, raw: bool = False
     ) -> tuple[int, Any, aiohttp.ClientResponse]:
-        data = body if raw else json.dumps(body).encode()
+        data: Any = body if raw else json.dumps(body).encode()
+        if len(data) > 1 << 20:  # aiohttp wants large bodies as a stream
+            data = io.BytesIO(data)
         async with self.session.post(self.base + path, data=data, headers=headers) as response:
             text = await response.read()
             return response.status, json.loads(text) if text else None, response
@@ -324,3 +327,34 @@ async def test_a_sendgrid_batch_maps_onto_the_same_fields(hooks: Hooks, server: 
         SENDGRID, sendgrid_batch(), basic("s", server.api_key)
     )
     assert again_status == 200 and (again["stored"], again["duplicates"]) == (0, 5)
+
+
+async def test_a_large_batch_converted_in_the_worker_process_keeps_every_index(
+    hooks: Hooks, server: Server
+) -> None:
+    # Over 256 KiB goes to the conversion worker, and over 10,000 events makes
+    # two IngestMessageEvents calls: indexes must still point into the body.
+    when = "2024-06-01T10:00:00Z"
+    batch: list[Any] = [
+        msys("message_event", type="delivery", event_id=f"big-{i}", timestamp=when)
+        for i in range(10_050)
+    ]
+    batch[3] = {"msys": {}}
+    batch[5] = msys("message_event", type="delivery", timestamp=when)  # no event_id
+    batch[10_020] = msys("message_event", type="delivery", event_id="late", timestamp="soon")
+    batch[10_030] = batch[10]  # the same event twice in one body
+    status, body, _ = await hooks.post(SPARKPOST, batch, basic("x", server.api_key))
+    assert status == 200
+    assert (body["stored"], body["duplicates"], body["ignored"]) == (10_046, 1, 1)
+    assert [r["index"] for r in body["rejects"]] == [5, 10_020]
+    assert body["rejects"][0]["reason"] == "event_id is required"
+    stored = {ev.event_id for ev in await search_all(server)}
+    assert len(stored) == 10_046 and "big-10049" in stored and "big-3" not in stored
+
+
+async def test_a_large_body_that_is_not_json_is_400_from_the_worker(
+    hooks: Hooks, server: Server
+) -> None:
+    body = b"[" + b" " * 300_000 + b"{oops"
+    status, answer, _ = await hooks.post(SPARKPOST, body, basic("x", server.api_key), raw=True)
+    assert status == 400 and answer["errors"][0]["message"].startswith("the body is not JSON")

@@ -48,7 +48,7 @@ def _time_us(ts: Any) -> int:
 
 
 def _tags(tags: Sequence[str]) -> str:
-    return TAG_SEP + TAG_SEP.join(tags) + TAG_SEP
+    return TAG_SEP.join(("", *tags, ""))
 
 
 _DATA_FIELDS = tuple(f for f in FIELDS if f.name != "id")

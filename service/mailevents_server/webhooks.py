@@ -28,6 +28,13 @@ process against a remote service (`mailevents rest --target`), where there is
 no store to reach; and going through the service keeps one write path (the
 validation, dedupe and tenancy rules of IngestMessageEvents, its metrics and
 errors) for every way events come in. The cost is one local serialization.
+
+Turning a large body into events (JSON parsing, then each provider object
+into a MessageEvent) is CPU work in Python, and the GIL would make it take
+turns with everything else this process does. Bodies of more than some 250
+events (256 KiB) are converted in a worker process instead, straight into the serialized
+IngestMessageEvents requests, which are sent as they are: the event loop only
+moves bytes. The worker starts with the first large batch.
 """
 
 from __future__ import annotations
@@ -37,7 +44,11 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +58,6 @@ from aiohttp import web
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents.v1.message_event_service_pb2_grpc import MessageEventServiceStub
 from mailevents_server.sendgrid import event_from_sendgrid
 
 log = logging.getLogger(__name__)
@@ -58,9 +68,15 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_CALL_EVENTS = 10_000
 #: How long storing one batch may take before the provider is told to retry.
 CALL_TIMEOUT_SECONDS = 60.0
-#: Batches larger than this are converted in a worker thread, so that a big
-#: POST does not stall the event loop that also serves live streams.
-_CONVERT_INLINE_MAX = 256
+#: Bodies larger than this (some 250 events) are converted in a worker process
+#: (see the module docstring); smaller ones in the event loop, where a worker's
+#: round trip would cost more than the conversion.
+_CONVERT_INLINE_BYTES = 256 * 1024
+#: Conversion worker processes: the cores left beside the event loop, 1 to 4.
+_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+_INGEST_METHOD = (
+    f"/{spb.DESCRIPTOR.services_by_name['MessageEventService'].full_name}/IngestMessageEvents"
+)
 _RETRY_AFTER_SECONDS = "5"
 _TOKEN_HEADER = "X-MessageSystems-Webhook-Token"
 
@@ -69,20 +85,49 @@ Converter = Callable[[Any], pb.MessageEvent]
 
 @dataclass
 class _Batch:
-    """A webhook body turned into events, with what could not be."""
+    """A webhook body turned into serialized ingest requests, with what could not be."""
 
-    events: list[pb.MessageEvent] = field(default_factory=list)
+    requests: list[bytes] = field(default_factory=list)  # IngestMessageEventsRequest each
     positions: list[int] = field(default_factory=list)  # index in the body of each event
     rejects: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
     ignored: int = 0
+    items: int = 0  # objects in the body
+    error: str = ""  # why the body as a whole is refused (400)
 
 
 class _Receiver:
-    """The stub the receivers ingest through."""
+    """The channel the receivers ingest through, and their conversion worker."""
 
     def __init__(self, channel: grpc.aio.Channel, max_body_bytes: int) -> None:
-        self.stub = MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+        # Requests arrive already serialized (see _convert_body): no serializer.
+        self.ingest = channel.unary_unary(
+            _INGEST_METHOD,
+            request_serializer=None,
+            response_deserializer=spb.IngestMessageEventsResponse.FromString,
+        )
         self.max_body_bytes = max_body_bytes
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def convert(self, body: bytes, convert: Converter) -> _Batch:
+        """`_convert_body`, in the worker process when the body is large."""
+        if len(body) <= _CONVERT_INLINE_BYTES:
+            return _convert_body(body, convert)
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            # spawn: a fresh interpreter, not a fork of one running gRPC threads.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(_WORKERS, mp_context=context)
+        try:
+            return await loop.run_in_executor(self._pool, _convert_body, body, convert)
+        except BrokenProcessPool:
+            log.exception("the webhook conversion worker died; converting in a thread")
+            self._pool = None
+            return await asyncio.to_thread(_convert_body, body, convert)
+
+    async def close(self, _app: web.Application) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 _RECEIVER: web.AppKey[_Receiver] = web.AppKey("webhook_receiver", _Receiver)
@@ -92,7 +137,9 @@ def add_webhook_routes(
     app: web.Application, channel: grpc.aio.Channel, *, max_body_bytes: int = MAX_BODY_BYTES
 ) -> None:
     """Mount the receivers on `app`; they call the service over `channel` (the caller's)."""
-    app[_RECEIVER] = _Receiver(channel, max_body_bytes)
+    receiver = _Receiver(channel, max_body_bytes)
+    app[_RECEIVER] = receiver
+    app.on_cleanup.append(receiver.close)
     app.router.add_post("/webhooks/sparkpost", _sparkpost)
     app.router.add_post("/webhooks/sendgrid", _sendgrid)
 
@@ -122,33 +169,25 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
     body = await _body(request, receiver.max_body_bytes)
     if body is None:
         return _error(413, f"a webhook batch is at most {receiver.max_body_bytes} bytes")
-    try:
-        items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _error(400, f"the body is not JSON: {exc}")
-    if not isinstance(items, list):
-        return _error(400, "the body must be a JSON array of events")
-    if len(items) > _CONVERT_INLINE_MAX:
-        batch = await asyncio.to_thread(_convert, items, convert)
-    else:
-        batch = _convert(items, convert)
+    batch = await receiver.convert(body, convert)
+    if batch.error:
+        return _error(400, batch.error)
 
     metadata = (("authorization", f"Bearer {key}"),)
     stored = duplicates = 0
     rejects = list(batch.rejects)
     try:
-        for start in range(0, len(batch.events), MAX_CALL_EVENTS):
-            chunk = batch.events[start : start + MAX_CALL_EVENTS]
-            response: spb.IngestMessageEventsResponse = await receiver.stub.IngestMessageEvents(
-                spb.IngestMessageEventsRequest(events=chunk),
-                metadata=metadata,
-                timeout=CALL_TIMEOUT_SECONDS,
+        for number, request_bytes in enumerate(batch.requests):
+            start = number * MAX_CALL_EVENTS
+            response: spb.IngestMessageEventsResponse = await receiver.ingest(
+                request_bytes, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
             )
             stored += response.stored
             duplicates += response.duplicates
-            for result in response.results:
-                if result.status == spb.INGEST_STATUS_REJECTED:
-                    rejects.append((batch.positions[start + result.index], result.reason))
+            if response.rejected:  # else no need to look at each result
+                for result in response.results:
+                    if result.status == spb.INGEST_STATUS_REJECTED:
+                        rejects.append((batch.positions[start + result.index], result.reason))
     except grpc.aio.AioRpcError as err:
         return _failed(err, stored)
     rejects.sort()
@@ -157,7 +196,7 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
             "webhook %s: %d of %d events rejected, first: #%d %s",
             request.path,
             len(rejects),
-            len(items),
+            batch.items,
             rejects[0][0],
             rejects[0][1],
         )
@@ -172,8 +211,20 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
     )
 
 
-def _convert(items: Sequence[Any], convert: Converter) -> _Batch:
-    batch = _Batch()
+def _convert_body(body: bytes, convert: Converter) -> _Batch:
+    """A webhook body as IngestMessageEvents requests of at most MAX_CALL_EVENTS events.
+
+    Runs in a worker process for large bodies: takes and returns only
+    picklable plain data, and never raises for bad input.
+    """
+    try:
+        items = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _Batch(error=f"the body is not JSON: {exc}")
+    if not isinstance(items, list):
+        return _Batch(error="the body must be a JSON array of events")
+    batch = _Batch(items=len(items))
+    events: list[pb.MessageEvent] = []
     for index, item in enumerate(items):
         if _is_ping(item):
             batch.ignored += 1
@@ -183,8 +234,14 @@ def _convert(items: Sequence[Any], convert: Converter) -> _Batch:
         except ValueError as exc:
             batch.rejects.append((index, str(exc)))
             continue
-        batch.events.append(event)
+        events.append(event)
         batch.positions.append(index)
+    batch.requests = [
+        spb.IngestMessageEventsRequest(
+            events=events[start : start + MAX_CALL_EVENTS]
+        ).SerializeToString()
+        for start in range(0, len(events), MAX_CALL_EVENTS)
+    ]
     return batch
 
 
