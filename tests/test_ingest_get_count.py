@@ -182,6 +182,52 @@ async def test_ingested_event_round_trips(server: Any) -> None:
     assert got == expected
 
 
+async def test_a_batch_prepared_in_a_worker_process_answers_like_a_small_one(
+    server: Any,
+) -> None:
+    # Over 256 events: prepared in the ingest worker processes, whose results
+    # come back pickled; statuses, indexes, columns and bodies must all hold.
+    batch = [event(f"big-{i}", campaign_id="bulk") for i in range(600)]
+    batch[0] = event("")
+    batch[299] = event("bad-json", extra_json="[1]")
+    batch[300] = event(
+        "full",
+        type=pb.EVENT_TYPE_UNSPECIFIED,
+        type_name="click",
+        campaign_id="special",
+        recipient="Someone@Example.COM",
+        tags=["a", "b"],
+        metadata={"k": "v"},
+        bulk_email_id=7,
+        archived=True,
+    )
+    batch[599] = event("big-1", campaign_id="bulk")  # a duplicate within the batch
+    response = await server.ingest(batch)
+    assert [r.index for r in response.results] == list(range(600))
+    statuses = [r.status for r in response.results]
+    assert statuses[0] == statuses[299] == REJECTED
+    assert statuses[599] == DUPLICATE and response.results[599].id == response.results[1].id
+    assert (response.stored, response.duplicates, response.rejected) == (597, 1, 2)
+    assert "extra_json" in response.results[299].reason
+
+    got = await get(server, event_id="full")
+    assert got.id == response.results[300].id
+    assert (got.type, got.event_category) == (pb.EVENT_TYPE_CLICK, "track_event")
+    assert list(got.tags) == ["a", "b"] and dict(got.metadata) == {"k": "v"}
+    # The typed columns came from the worker too: filters find the event.
+    for condition in (
+        cond("campaign_id", spb.OPERATOR_EXACT, "special"),
+        cond("recipient_domain", spb.OPERATOR_EXACT, "example.com"),
+        cond("tags", spb.OPERATOR_EXACT, "b"),
+        cond("bulk_email_id", spb.OPERATOR_EXACT, "7"),
+        cond("archived", spb.OPERATOR_EXACT, "true"),
+    ):
+        assert event_ids(await search_all(server, query(condition))) == ["full"]
+    assert (
+        len(await search_all(server, query(cond("campaign_id", spb.OPERATOR_EXACT, "bulk")))) == 596
+    )
+
+
 # -- get ----------------------------------------------------------------------
 
 

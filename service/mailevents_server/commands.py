@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove events older than this, e.g. 30d or 12h; '' keeps all "
         "(env MAILEVENTS_RETENTION)",
     )
+    s.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=_optional_int(_env("INGEST_WORKERS", "")),
+        help="processes that prepare ingest batches of over 256 events; 0: a thread does"
+        " (env MAILEVENTS_INGEST_WORKERS; default: one per core beyond the first, 1 to 4)",
+    )
 
     r = sub.add_parser("rest", help="run the REST shim alone, against a remote service")
     r.add_argument(
@@ -126,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _optional_int(text: str) -> int | None:
+    """An environment default: unset is None, anything else must be an integer."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"error: not an integer: {text!r}") from None
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     try:
@@ -140,6 +157,7 @@ def main(argv: Sequence[str]) -> int:
                 log_level=args.log_level,
                 grace_seconds=args.grace_seconds,
                 retention=args.retention,
+                ingest_workers=args.ingest_workers,
             )
             # Threads hand the GIL over every 1 ms instead of 5: the SQLite writer
             # thread wants it back after each statement, and ingest measured

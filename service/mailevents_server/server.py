@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mailevents_server.auth import KeyResolver, TenantInterceptor
+from mailevents_server.prepare_pool import PreparePool, default_workers
 from mailevents_server.query.tokens import TokenCodec
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.retention import parse_duration
@@ -49,6 +50,9 @@ class ServerConfig:
     grace_seconds: float = 10.0
     #: Remove events older than this ("30d", "12h"; "" keeps everything).
     retention: str = ""
+    #: Processes that prepare large ingest batches (0: a thread does); None:
+    #: one per core beyond the first, 1 to 4 (see prepare_pool).
+    ingest_workers: int | None = None
     store_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +64,8 @@ class RunningServer:
     health: health.aio.HealthServicer
     http_port: int = 0
     _stoppers: list[Any] = field(default_factory=list)
+    #: Closed once the gRPC server has stopped (its last calls may use them).
+    _after_stop: list[Any] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -71,6 +77,8 @@ class RunningServer:
         for stop in reversed(self._stoppers):
             await stop()
         await self.server.stop(grace)
+        for close in self._after_stop:
+            close()
         await self.store.close()
 
 
@@ -85,7 +93,9 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         store = open_store(config.database, **config.store_options)
         await store.open()
     codec = TokenCodec(await store.secret())
-    servicer = MessageEventServicer(store, codec)
+    workers = default_workers() if config.ingest_workers is None else config.ingest_workers
+    prepare_pool = PreparePool(workers)
+    servicer = MessageEventServicer(store, codec, prepare_pool)
     server = grpc.aio.server(
         interceptors=[TenantInterceptor(KeyResolver(store), SERVICE_NAME)],
         options=[
@@ -118,6 +128,7 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, store, health_servicer)
     running._stoppers.append(servicer.stop_live_streams)
+    running._after_stop.append(prepare_pool.close)
     if window:
         retention_task = asyncio.create_task(run_retention(store, window), name="retention")
         running._stoppers.append(lambda: _cancel(retention_task))

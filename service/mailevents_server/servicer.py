@@ -21,12 +21,12 @@ import grpc
 from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
 
-from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import live, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
-from mailevents_server.ingest import PreparedEvent, Rejection, prepare
+from mailevents_server.ingest import Rejection
+from mailevents_server.prepare_pool import PreparePool
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
@@ -49,17 +49,17 @@ MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 #: for the writer to merge several into one transaction, few enough that a
 #: fast producer waits (gRPC flow control) instead of filling server memory.
 INGEST_WINDOW = 8
-#: Batches larger than this are validated in a worker thread, so that a big
-#: batch does not stall every live stream's event loop for its whole length.
-_PREPARE_INLINE_MAX = 256
-
 _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, varint
 
 
 class MessageEventServicer:
-    def __init__(self, store: Store, codec: TokenCodec) -> None:
+    def __init__(
+        self, store: Store, codec: TokenCodec, prepare_pool: PreparePool | None = None
+    ) -> None:
         self._store = store
         self._codec = codec
+        # Without worker processes, large batches are prepared in a thread.
+        self._prepare = prepare_pool or PreparePool(workers=0)
         self._shutdown = live.Shutdown()
 
     async def stop_live_streams(self) -> None:
@@ -346,7 +346,7 @@ class MessageEventServicer:
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
             raise invalid("events", f"send 1 to {MAX_INGEST} events per request, not {count}")
-        ready, rejected = await _prepare(request.events)
+        ready, rejected = await self._prepare.prepare(request.events, request)
         written = await self._store.write(current_tenant(), ready)
         results, stored = _ingest_results(written, rejected)
         return spb.IngestMessageEventsResponse(
@@ -409,7 +409,7 @@ class MessageEventServicer:
                         )
                     )
                     return
-                ready, rejected = await _prepare(request.events)
+                ready, rejected = await self._prepare.prepare(request.events, request)
                 write = asyncio.ensure_future(self._store.write(tenant, ready))
                 # Retrieved here too, so that a stream gone before its
                 # acknowledgement leaves no "exception never retrieved".
@@ -429,16 +429,6 @@ class MessageEventServicer:
             cursor = self._codec.decode(token, field, query.tenant_id, fp)
             return dataclasses.replace(query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id)
         return dataclasses.replace(query, max_id=await self._store.last_id())
-
-
-async def _prepare(
-    events: Sequence[pb.MessageEvent],
-) -> tuple[list[PreparedEvent], list[Rejection]]:
-    """`ingest.prepare`; in a worker thread for large batches, so that the event
-    loop (and the live streams it serves) does not stall for the batch."""
-    if len(events) > _PREPARE_INLINE_MAX:
-        return await asyncio.to_thread(prepare, events)
-    return prepare(events)
 
 
 @dataclass(frozen=True)
