@@ -81,11 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(env MAILEVENTS_RETENTION)",
     )
     s.add_argument(
-        "--ingest-workers",
+        "--workers",
         type=int,
-        default=_optional_int(_env("INGEST_WORKERS", "")),
-        help="processes that prepare ingest batches of over 256 events; 0: a thread does"
-        " (env MAILEVENTS_INGEST_WORKERS; default: one per core beyond the first, 1 to 4)",
+        default=_optional_int(_env("WORKERS", "")),
+        help="processes for large ingest batches, webhook bodies and REST pages;"
+        " 0: a thread does (env MAILEVENTS_WORKERS; default: one per core beyond the first,"
+        " 1 to 4)",
     )
 
     r = sub.add_parser("rest", help="run the REST shim alone, against a remote service")
@@ -157,7 +158,7 @@ def main(argv: Sequence[str]) -> int:
                 log_level=args.log_level,
                 grace_seconds=args.grace_seconds,
                 retention=args.retention,
-                ingest_workers=args.ingest_workers,
+                workers=args.workers,
             )
             # Threads hand the GIL over every 1 ms instead of 5: the SQLite writer
             # thread wants it back after each statement, and ingest measured

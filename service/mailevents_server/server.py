@@ -21,7 +21,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mailevents_server.auth import KeyResolver, TenantInterceptor
-from mailevents_server.prepare_pool import PreparePool, default_workers
 from mailevents_server.query.tokens import TokenCodec
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.retention import parse_duration
@@ -29,6 +28,7 @@ from mailevents_server.retention import run_forever as run_retention
 from mailevents_server.servicer import SERVICE_NAME, MessageEventServicer, handlers
 from mailevents_server.store import open_store
 from mailevents_server.store.base import Store
+from mailevents_server.workers import Workers, default_count
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ class ServerConfig:
     grace_seconds: float = 10.0
     #: Remove events older than this ("30d", "12h"; "" keeps everything).
     retention: str = ""
-    #: Processes that prepare large ingest batches (0: a thread does); None:
-    #: one per core beyond the first, 1 to 4 (see prepare_pool).
-    ingest_workers: int | None = None
+    #: Processes for CPU-bound work: large ingest batches, webhook bodies and
+    #: REST pages (0: a thread does it); None: one per core beyond the first,
+    #: 1 to 4 (see workers.py).
+    workers: int | None = None
     store_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,9 +94,8 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         store = open_store(config.database, **config.store_options)
         await store.open()
     codec = TokenCodec(await store.secret())
-    workers = default_workers() if config.ingest_workers is None else config.ingest_workers
-    prepare_pool = PreparePool(workers)
-    servicer = MessageEventServicer(store, codec, prepare_pool)
+    workers = Workers(default_count() if config.workers is None else config.workers)
+    servicer = MessageEventServicer(store, codec, workers)
     server = grpc.aio.server(
         interceptors=[TenantInterceptor(KeyResolver(store), SERVICE_NAME)],
         options=[
@@ -128,7 +128,7 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, store, health_servicer)
     running._stoppers.append(servicer.stop_live_streams)
-    running._after_stop.append(prepare_pool.close)
+    running._after_stop.append(workers.close)
     if window:
         retention_task = asyncio.create_task(run_retention(store, window), name="retention")
         running._stoppers.append(lambda: _cancel(retention_task))
@@ -138,19 +138,23 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     if private_dir:
         running._stoppers.append(lambda: _remove(private_dir))
         try:
-            await _start_http(running, config.http_address, f"unix:{private_dir}/grpc.sock")
+            await _start_http(
+                running, config.http_address, f"unix:{private_dir}/grpc.sock", workers
+            )
         except BaseException:
             await running.stop(0)
             raise
     return running
 
 
-async def _start_http(running: RunningServer, http_address: str, target: str) -> None:
+async def _start_http(
+    running: RunningServer, http_address: str, target: str, workers: Workers
+) -> None:
     """The REST shim and webhook receivers, beside gRPC in this process."""
     host, port = split_address(http_address, "--http-address")
     channel = client_channel(target)
     try:
-        runner = await start_rest(channel, host, port)
+        runner = await start_rest(channel, host, port, workers=workers)
     except OSError as exc:
         await channel.close()
         raise SystemExit(f"error: cannot listen on {http_address}: {exc.strerror}") from None

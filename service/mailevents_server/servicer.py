@@ -26,12 +26,13 @@ from mailevents_server import live, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
 from mailevents_server.ingest import Rejection
-from mailevents_server.prepare_pool import PreparePool
+from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
 from mailevents_server.query.validate import compile_query, valid_time_zone
 from mailevents_server.store.base import Outcome, Row, Store, WriteResult
+from mailevents_server.workers import Workers
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
 SERVICE_NAME = SERVICE.full_name
@@ -53,13 +54,11 @@ _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, v
 
 
 class MessageEventServicer:
-    def __init__(
-        self, store: Store, codec: TokenCodec, prepare_pool: PreparePool | None = None
-    ) -> None:
+    def __init__(self, store: Store, codec: TokenCodec, workers: Workers | None = None) -> None:
         self._store = store
         self._codec = codec
         # Without worker processes, large batches are prepared in a thread.
-        self._prepare = prepare_pool or PreparePool(workers=0)
+        self._workers = workers or Workers(0)
         self._shutdown = live.Shutdown()
 
     async def stop_live_streams(self) -> None:
@@ -346,7 +345,7 @@ class MessageEventServicer:
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
             raise invalid("events", f"send 1 to {MAX_INGEST} events per request, not {count}")
-        ready, rejected = await self._prepare.prepare(request.events, request)
+        ready, rejected = await prepare_batch(self._workers, request.events, request)
         written = await self._store.write(current_tenant(), ready)
         results, stored = _ingest_results(written, rejected)
         return spb.IngestMessageEventsResponse(
@@ -409,7 +408,7 @@ class MessageEventServicer:
                         )
                     )
                     return
-                ready, rejected = await self._prepare.prepare(request.events, request)
+                ready, rejected = await prepare_batch(self._workers, request.events, request)
                 write = asyncio.ensure_future(self._store.write(tenant, ready))
                 # Retrieved here too, so that a stream gone before its
                 # acknowledgement leaves no "exception never retrieved".

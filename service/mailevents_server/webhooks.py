@@ -34,21 +34,16 @@ into a MessageEvent) is CPU work in Python, and the GIL would make it take
 turns with everything else this process does. Bodies of more than some 250
 events (256 KiB) are converted in a worker process instead, straight into the serialized
 IngestMessageEvents requests, which are sent as they are: the event loop only
-moves bytes. The worker starts with the first large batch.
+moves bytes. See `workers` for when they start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import logging
-import multiprocessing
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +54,7 @@ from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.sendgrid import event_from_sendgrid
+from mailevents_server.workers import Workers, default_count
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +68,6 @@ CALL_TIMEOUT_SECONDS = 60.0
 #: (see the module docstring); smaller ones in the event loop, where a worker's
 #: round trip would cost more than the conversion.
 _CONVERT_INLINE_BYTES = 256 * 1024
-#: Conversion worker processes: the cores left beside the event loop, 1 to 4.
-_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 _INGEST_METHOD = (
     f"/{spb.DESCRIPTOR.services_by_name['MessageEventService'].full_name}/IngestMessageEvents"
 )
@@ -96,9 +90,9 @@ class _Batch:
 
 
 class _Receiver:
-    """The channel the receivers ingest through, and their conversion worker."""
+    """The channel the receivers ingest through, and the workers that convert bodies."""
 
-    def __init__(self, channel: grpc.aio.Channel, max_body_bytes: int) -> None:
+    def __init__(self, channel: grpc.aio.Channel, max_body_bytes: int, workers: Workers) -> None:
         # Requests arrive already serialized (see _convert_body): no serializer.
         self.ingest = channel.unary_unary(
             _INGEST_METHOD,
@@ -106,40 +100,37 @@ class _Receiver:
             response_deserializer=spb.IngestMessageEventsResponse.FromString,
         )
         self.max_body_bytes = max_body_bytes
-        self._pool: ProcessPoolExecutor | None = None
+        self.workers = workers
 
     async def convert(self, body: bytes, convert: Converter) -> _Batch:
-        """`_convert_body`, in the worker process when the body is large."""
+        """`_convert_body`, in a worker process when the body is large."""
         if len(body) <= _CONVERT_INLINE_BYTES:
             return _convert_body(body, convert)
-        loop = asyncio.get_running_loop()
-        if self._pool is None:
-            # spawn: a fresh interpreter, not a fork of one running gRPC threads.
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(_WORKERS, mp_context=context)
-        try:
-            return await loop.run_in_executor(self._pool, _convert_body, body, convert)
-        except BrokenProcessPool:
-            log.exception("the webhook conversion worker died; converting in a thread")
-            self._pool = None
-            return await asyncio.to_thread(_convert_body, body, convert)
-
-    async def close(self, _app: web.Application) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        return await self.workers.run(_convert_body, body, convert)
 
 
 _RECEIVER: web.AppKey[_Receiver] = web.AppKey("webhook_receiver", _Receiver)
 
 
 def add_webhook_routes(
-    app: web.Application, channel: grpc.aio.Channel, *, max_body_bytes: int = MAX_BODY_BYTES
+    app: web.Application,
+    channel: grpc.aio.Channel,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    workers: Workers | None = None,
 ) -> None:
-    """Mount the receivers on `app`; they call the service over `channel` (the caller's)."""
-    receiver = _Receiver(channel, max_body_bytes)
-    app[_RECEIVER] = receiver
-    app.on_cleanup.append(receiver.close)
+    """Mount the receivers on `app`; they call the service over `channel` (the caller's).
+
+    Without `workers`, the receivers start their own, stopped on the app's cleanup.
+    """
+    if workers is None:
+        owned = workers = Workers(default_count())
+
+        async def close(_app: web.Application) -> None:
+            owned.close()
+
+        app.on_cleanup.append(close)
+    app[_RECEIVER] = _Receiver(channel, max_body_bytes, workers)
     app.router.add_post("/webhooks/sparkpost", _sparkpost)
     app.router.add_post("/webhooks/sendgrid", _sendgrid)
 

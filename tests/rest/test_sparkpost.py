@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from mailevents.sparkpost import event_from_sparkpost
+from mailevents_server.demo import generate_events
 
 from .restshim_events import event, sparkpost_seed_results
 
@@ -387,3 +388,25 @@ async def test_cursor_form_default_window_is_24_hours(shim: Any) -> None:
     )
     _, body, _ = await shim.get(CURSOR_PATH, headers=auth(shim.server.api_key))
     assert [r["event_id"] for r in body["results"]] == ["in"]
+
+
+# ---------------------------------------------------------------- large pages
+
+
+async def test_a_large_page_rendered_on_the_workers_equals_small_pages(shim: Any) -> None:
+    # Over 1,000 events a page is shared between the event loop and the worker
+    # processes; the joined result must be the small pages' results, in order.
+    events = list(generate_events(2600, now=datetime(2024, 6, 1, tzinfo=UTC), seed=7))
+    await shim.server.ingest(events)
+    _, big = await search(shim, f"{WIDE}&per_page=2600")
+    small: list[Any] = []
+    for page in range(1, 11):
+        _, body = await search(shim, f"{WIDE}&per_page=260&page={page}")
+        small += body["results"]
+    assert big["total_count"] == 2600 and len(big["results"]) == 2600
+    assert big["results"] == small
+    assert {r["type"] for r in big["results"]} >= {"delivery", "bounce", "open", "click"}
+
+    cursor_big = await follow_cursor(shim, f"{CURSOR_PATH}?{WIDE}&per_page=2000&cursor=initial")
+    cursor_small = await follow_cursor(shim, f"{CURSOR_PATH}?{WIDE}&per_page=300&cursor=initial")
+    assert cursor_big == cursor_small == [r["event_id"] for r in small]

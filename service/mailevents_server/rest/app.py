@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
+from mailevents_server.workers import Workers, default_count
+
 from . import copernica, interaction, openapi, sparkpost, tastypie
 from .jsonbody import json_response
 from .service import SERVICE_KEY, Service
@@ -37,28 +39,47 @@ async def _no_leaks(request: web.Request, handler: _Handler) -> web.StreamRespon
         return json_response({"error": "internal server error"}, status=500)
 
 
-def create_app(channel: grpc.aio.Channel) -> web.Application:
-    """The shim, talking to the service over `channel` (which the caller owns and closes)."""
+def create_app(channel: grpc.aio.Channel, workers: Workers | None = None) -> web.Application:
+    """The shim, talking to the service over `channel` (which the caller owns and closes).
+
+    Large pages are rendered with `workers`; without, the app starts its own
+    and stops them on cleanup.
+    """
     app = web.Application(middlewares=[_no_leaks])
-    app[SERVICE_KEY] = Service(channel)
+    app[SERVICE_KEY] = Service(channel, workers or _owned_workers(app))
     for dialect in DIALECTS:
         app.router.add_routes(dialect.routes())
     app.router.add_routes(openapi.routes())
     return app
 
 
+def _owned_workers(app: web.Application) -> Workers:
+    workers = Workers(default_count())
+
+    async def close(_app: web.Application) -> None:
+        workers.close()
+
+    app.on_cleanup.append(close)
+    return workers
+
+
 async def start_rest(
-    channel: grpc.aio.Channel, host: str, port: int, *, webhooks: bool = True
+    channel: grpc.aio.Channel,
+    host: str,
+    port: int,
+    *,
+    webhooks: bool = True,
+    workers: Workers | None = None,
 ) -> web.AppRunner:
     """Serve the shim (and the webhook receivers) on host:port.
 
     Port 0 picks a free port; read it with `bound_port`.
     """
-    app = create_app(channel)
+    app = create_app(channel, workers)
     if webhooks:
         from mailevents_server.webhooks import add_webhook_routes
 
-        add_webhook_routes(app, channel)
+        add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -22,6 +22,7 @@ from google.rpc import error_details_pb2, status_pb2
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_service_pb2_grpc import MessageEventServiceStub
+from mailevents_server.workers import Workers
 
 #: How long one dialect request may keep the service busy. A dialect page is at
 #: most 10,000 events; anything slower than this is a stuck server, not a big page.
@@ -46,6 +47,9 @@ RPC_USAGE: dict[str, str] = {
     "WatchMessageEvents": "not used: none of the four providers' query APIs has a live tail",
 }
 
+_SEARCH_METHOD = (
+    f"/{pb.DESCRIPTOR.services_by_name['MessageEventService'].full_name}/SearchMessageEvents"
+)
 _CONDITION_INDEX = re.compile(r"^query\.conditions\[(\d+)\]")
 _AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -121,22 +125,45 @@ def id_mask() -> field_mask_pb2.FieldMask:
 class Service:
     """The stub plus the shim's calling conventions; one per app."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, workers: Workers) -> None:
         self._stub = MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+        # SearchMessageEvents answering bytes: a page's responses are parsed here
+        # and may be handed, as they came, to a worker process to render.
+        self._search = channel.unary_stream(
+            _SEARCH_METHOD,
+            request_serializer=pb.SearchMessageEventsRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        #: Where large pages are rendered (see `render`).
+        self.workers = workers
 
     def caller(self, api_key: str) -> Caller:
-        return Caller(self._stub, api_key)
+        return Caller(self._stub, self._search, api_key)
 
 
 #: Where the app keeps its Service.
 SERVICE_KEY: web.AppKey[Service] = web.AppKey("service", Service)
 
 
+@dataclass(frozen=True)
+class RawBatch:
+    """One SearchMessageEventsResponse as received, and how many events it holds."""
+
+    data: bytes
+    count: int
+
+
 class Caller:
     """Calls made on behalf of one API key."""
 
-    def __init__(self, stub: MessageEventServiceStub, api_key: str) -> None:
+    def __init__(
+        self,
+        stub: MessageEventServiceStub,
+        search: grpc.aio.UnaryStreamMultiCallable,
+        api_key: str,
+    ) -> None:
         self._stub = stub
+        self._search = search
         self._metadata = (("authorization", f"Bearer {api_key}"),)
 
     async def check_key(self) -> None:
@@ -191,8 +218,12 @@ class Caller:
         *,
         offset: int = 0,
         read_mask: field_mask_pb2.FieldMask | None = None,
+        batches: list[RawBatch] | None = None,
     ) -> list[ev_pb.MessageEvent]:
-        """Up to `limit` events after skipping `offset`: an offset-paged dialect's page."""
+        """Up to `limit` events after skipping `offset`: an offset-paged dialect's page.
+
+        `batches`, when given, receives the page's responses as they came (see `read_from`).
+        """
         if limit <= 0:
             return []
         token = ""
@@ -201,7 +232,7 @@ class Caller:
             if skipped is None:
                 return []
             token = skipped
-        events, _ = await self.read_from(query, token, limit, read_mask=read_mask)
+        events, _ = await self.read_from(query, token, limit, read_mask=read_mask, batches=batches)
         return events
 
     async def read_from(
@@ -212,6 +243,7 @@ class Caller:
         *,
         read_mask: field_mask_pb2.FieldMask | None = None,
         peek: bool = False,
+        batches: list[RawBatch] | None = None,
     ) -> tuple[list[ev_pb.MessageEvent], str]:
         """Up to `limit` events after `resume_token`, and the token that continues them.
 
@@ -219,6 +251,9 @@ class Caller:
         `peek`, one more event is asked for, so that the token is also empty when
         exactly `limit` events were left: a cursor dialect then offers no `next`
         link that would lead to an empty page.
+
+        `batches` receives each response with events, as received: they hold
+        the events returned, in order (and possibly the peeked one after them).
         """
         request = pb.SearchMessageEventsRequest(
             query=query,
@@ -231,11 +266,14 @@ class Caller:
         events: list[ev_pb.MessageEvent] = []
         token_at_limit = ""
         try:
-            async for response in self._stub.SearchMessageEvents(
+            async for data in self._search(
                 request, metadata=self._metadata, timeout=CALL_TIMEOUT_SECONDS
             ):
+                response = pb.SearchMessageEventsResponse.FromString(data)
                 if response.events:
                     events.extend(response.events)
+                    if batches is not None:
+                        batches.append(RawBatch(data, len(response.events)))
                     if len(events) == limit:
                         token_at_limit = response.resume_token
         except grpc.aio.AioRpcError as err:
@@ -245,7 +283,11 @@ class Caller:
         if not token_at_limit:
             # The server cut its batches elsewhere than at `limit`; ask again
             # without the extra event, which makes the last batch end there.
-            return await self.read_from(query, resume_token, limit, read_mask=read_mask)
+            if batches is not None:
+                batches.clear()
+            return await self.read_from(
+                query, resume_token, limit, read_mask=read_mask, batches=batches
+            )
         return events[:limit], token_at_limit
 
     async def stream(
@@ -280,10 +322,15 @@ class Caller:
         return token
 
     async def read_with_total(
-        self, query: pb.EventQuery, limit: int, *, offset: int = 0
+        self,
+        query: pb.EventQuery,
+        limit: int,
+        *,
+        offset: int = 0,
+        batches: list[RawBatch] | None = None,
     ) -> tuple[list[ev_pb.MessageEvent], int]:
         """A page and the number of all matches, fetched concurrently."""
         events, total = await asyncio.gather(
-            self.read(query, limit, offset=offset), self.count(query)
+            self.read(query, limit, offset=offset, batches=batches), self.count(query)
         )
         return events, total

@@ -5,7 +5,7 @@ total_count, first/previous/next/last links); the second is SparkPost's later
 cursor-paged Events API, whose `next` cursor is our resume token and so stays
 correct while events keep arriving. Both render each event with
 `mailevents.sparkpost.event_to_sparkpost`, the one SparkPost mapping of the
-project.
+project, large pages on several cores (`render`).
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import binascii
 import math
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote
 
 import grpc
 from aiohttp import web
 
-from mailevents.sparkpost import event_to_sparkpost
 from mailevents.v1.message_event_pb2 import MessageEvent
 
-from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError
+from . import render
+from .jsonbody import dumps, json_response
+from .service import SERVICE_KEY, Caller, RawBatch, ServiceError
 from .sparkpost_params import (
     LIST_PARAMS,
     SCALAR_PARAMS,
@@ -154,16 +153,31 @@ async def message_events(request: web.Request) -> web.Response:
         assert refusal is not None
         return refusal
     offset = (page - 1) * search.per_page
+    batches: list[RawBatch] = []
     try:
-        events, total = await caller.read_with_total(search.query, search.per_page, offset=offset)
+        events, total = await caller.read_with_total(
+            search.query, search.per_page, offset=offset, batches=batches
+        )
     except ServiceError as failure:
         return service_failure(failure, search)
-    body: dict[str, Any] = {
-        "results": [event_to_sparkpost(event) for event in events],
-        "total_count": total,
-        "links": _page_links(request, search, page, total),
-    }
-    return json_response(body)
+    results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
+    return _results_response(results, total, _page_links(request, search, page, total))
+
+
+def _results_response(results: bytes, total: int, links: list[dict[str, str]]) -> web.Response:
+    """`{"results": [...], "total_count": N, "links": [...]}` around rendered results."""
+    body = b"".join(
+        (
+            b'{"results":',
+            results,
+            b',"total_count":',
+            b"%d" % total,
+            b',"links":',
+            dumps(links),
+            b"}",
+        )
+    )
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 def _page_links(
@@ -202,8 +216,9 @@ async def events_message(request: web.Request) -> web.Response:
         assert refusal is not None
         return refusal
     token = "" if cursor == "initial" else cursor
+    batches: list[RawBatch] = []
     try:
-        (events, next_token), total = await _gather_page(caller, search, token)
+        (events, next_token), total = await _gather_page(caller, search, token, batches)
     except ServiceError as failure:
         return service_failure(failure, search)
     pinned = [
@@ -226,20 +241,16 @@ async def events_message(request: web.Request) -> web.Response:
                 "rel": "next",
             }
         )
-    body: dict[str, Any] = {
-        "results": [event_to_sparkpost(event) for event in events],
-        "total_count": total,
-        "links": links,
-    }
-    return json_response(body)
+    results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
+    return _results_response(results, total, links)
 
 
 async def _gather_page(
-    caller: Caller, search: Search, token: str
+    caller: Caller, search: Search, token: str, batches: list[RawBatch]
 ) -> tuple[tuple[list[MessageEvent], str], int]:
     """A cursor page (with a look-ahead for `next`) and the total, concurrently."""
     page, total = await asyncio.gather(
-        caller.read_from(search.query, token, search.per_page, peek=True),
+        caller.read_from(search.query, token, search.per_page, peek=True, batches=batches),
         caller.count(search.query),
     )
     return page, total

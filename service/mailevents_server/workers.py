@@ -1,0 +1,62 @@
+"""Worker processes for the CPU-bound Python work of one server process.
+
+Three jobs are pure Python per event and would otherwise take turns with
+everything else for the GIL: preparing large ingest batches (`prepare_pool`),
+turning large webhook bodies into ingest requests (`webhooks`) and rendering
+large REST pages (`rest.render`). Each sends bytes to a worker and gets bytes
+or plain tuples back. `mailevents serve` runs one set of workers for all
+three; `mailevents rest` (the shim alone) has its own.
+
+The processes start with the first job, as fresh interpreters ("spawn", not
+a fork of a process running gRPC threads). Where there are none (`count` 0)
+or they cannot run (a worker died), jobs run in a thread instead: slower
+under load, never wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def default_count() -> int:
+    """The cores left beside the server's own process, 1 to 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class Workers:
+    """A lazily started process pool, with a thread as the fallback."""
+
+    def __init__(self, count: int) -> None:
+        self.count = max(0, count)
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker process (`fn` and `args` must pickle)."""
+        if self.count == 0:
+            return await asyncio.to_thread(fn, *args)
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.count, mp_context=context)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except BrokenProcessPool:
+            log.exception("a worker process died; this job runs in a thread")
+            broken, self._pool = self._pool, None  # the next job starts new workers
+            broken.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
