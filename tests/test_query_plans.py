@@ -162,6 +162,18 @@ SHAPES: dict[str, tuple[str, list[Any], str, bool]] = {
         "bulk_email_id=?",
         True,
     ),
+    "type_name by id": (
+        "SELECT ts, id, data FROM events WHERE tenant_id = ? AND type_name = ? ORDER BY id",
+        [ACME, "bounce"],
+        "type_name=?",
+        True,
+    ),
+    "count with type_name": (
+        "SELECT count(*) FROM events WHERE tenant_id = ? AND type_name IN (?, ?)",
+        [ACME, "bounce", "delay"],
+        "type_name=?",
+        False,
+    ),
     "send_email_id": (
         *sqlite_sql.select(_query(("send_email_id", 7)), limit=101),
         "send_email_id=?",

@@ -110,7 +110,7 @@ class MessageEventServicer:
         remaining = request.max_events or -1
         events = batches = 0
         if live_from is None:
-            reads = self._store.read(query, batch_size)
+            reads = self._store.read(query, batch_size, limit=request.max_events or None)
             async with contextlib.aclosing(reads):  # type: ignore[type-var]
                 async for rows in reads:
                     if remaining >= 0:

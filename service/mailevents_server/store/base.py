@@ -105,8 +105,12 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
-        """Every matching row in order, in lists of batch_size, with bounded memory."""
+    def read(
+        self, query: Query, batch_size: int, limit: int | None = None
+    ) -> AsyncIterator[list[Row]]:
+        """Every matching row in order (the first `limit`), in lists of batch_size,
+        with bounded memory. The limit lets the database stop early, e.g. sort only
+        the first rows when no index gives the order."""
 
     @abc.abstractmethod
     async def page(self, query: Query, limit: int) -> list[Row]:

@@ -603,8 +603,10 @@ class PostgresStore(Store):
 
     # -- reads -------------------------------------------------------------
 
-    async def read(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
-        text, params = sql.select(query, icu=self.icu)
+    async def read(
+        self, query: Query, batch_size: int, limit: int | None = None
+    ) -> AsyncIterator[list[Row]]:
+        text, params = sql.select(query, limit=limit, icu=self.icu)
         pool = self._stream_pool
         if pool is None:
             raise RuntimeError("store is not open")

@@ -120,4 +120,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_bulk_email ON events (tenant_id, bulk_email_id, ts, id);
     CREATE INDEX events_send_email ON events (tenant_id, send_email_id, ts, id);
     """,
+    # 2: the provider's type name (Tastypie's `event_name`)
+    """
+    CREATE INDEX events_type_name_ts ON events (tenant_id, type_name, ts, id);
+    """,
 )

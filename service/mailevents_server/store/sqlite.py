@@ -277,8 +277,10 @@ class SQLiteStore(Store):
 
     # -- reads -------------------------------------------------------------
 
-    async def read(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
-        sql, params = sqlite_sql.select(query)
+    async def read(
+        self, query: Query, batch_size: int, limit: int | None = None
+    ) -> AsyncIterator[list[Row]]:
+        sql, params = sqlite_sql.select(query, limit=limit)
         conn = await self._connect_reader()
         self.open_streams += 1
         prefetch: asyncio.Future[Any] | None = None

@@ -84,4 +84,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_bulk_email ON events(tenant_id, bulk_email_id);
     CREATE INDEX events_send_email ON events(tenant_id, send_email_id);
     """,
+    # 2: the provider's type name (Tastypie's `event_name`), in id order like
+    # the other per-mailing lookups: without it, such a filter read every event
+    # of the tenant (~230 ms a request on 1M events)
+    """
+    CREATE INDEX events_type_name ON events(tenant_id, type_name);
+    """,
 )
