@@ -5,8 +5,9 @@ columns, serialization). In the server process it competes for the GIL with
 the SQLite writer, which needs it to bind every row, and with the event loop;
 the three then take turns on one core. A worker process prepares on another
 core instead: it receives the request's bytes (one C call to serialize),
-returns plain tuples (pickled in C), and the server process only rebuilds the
-small `PreparedEvent`s around them.
+returns plain tuples as one `marshal` blob (2.5x cheaper to write than a
+pickle of the same tuples; both ends run the same interpreter), and the
+server process only rebuilds the small `PreparedEvent`s around them.
 
 Small batches (at most 256 events) are prepared in the event loop, where a
 round trip to a worker would cost more than the work.
@@ -14,6 +15,7 @@ round trip to a worker would cost more than the work.
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,20 +40,21 @@ async def prepare_batch(
     """
     if len(events) <= INLINE_MAX:
         return prepare(events)
-    ready, rejected = await workers.run(_prepare_bytes, request.SerializeToString())
+    blob = await workers.run(_prepare_bytes, request.SerializeToString())
+    ready, rejected = marshal.loads(blob)
     return (
         [PreparedEvent(*fields) for fields in ready],
         [Rejection(*fields) for fields in rejected],
     )
 
 
-def _prepare_bytes(
-    data: bytes,
-) -> tuple[list[tuple[int, str, tuple[Any, ...], bytes]], list[tuple[int, str, str]]]:
-    """In a worker: parse, prepare, and return plain tuples (cheaper to pickle)."""
+def _prepare_bytes(data: bytes) -> bytes:
+    """In a worker: parse, prepare, and return the results as marshalled tuples."""
     events = spb.IngestMessageEventsRequest.FromString(data).events
     ready, rejected = prepare(events)
-    return (
-        [(ev.index, ev.event_id, ev.columns, ev.body) for ev in ready],
-        [(r.index, r.event_id, r.reason) for r in rejected],
+    return marshal.dumps(
+        (
+            [(ev.index, ev.event_id, ev.columns, ev.body) for ev in ready],
+            [(r.index, r.event_id, r.reason) for r in rejected],
+        )
     )
