@@ -136,26 +136,18 @@ class MessageEventServicer:
                 # The seam: the history covered every id up to max_id; live goes on from there.
                 live_from = query.max_id or 0
                 yield self._live_message([], tenant, fp, None, live_from, snapshot_us, 4)
-            follow = live.follow(
-                self._store,
-                query,
+            tail = self._live_tail(
+                _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=4),
                 live_from,
-                batch_size,
-                heartbeat,
+                remaining,
                 announce=resumed_live,
-                shutdown=self._shutdown,
             )
-            async with contextlib.aclosing(follow):  # type: ignore[type-var]
-                async for batch in follow:
-                    cut = live.cut(batch, remaining)
-                    for message in self._live_messages(cut, tenant, fp, mask, 4):
+            async with contextlib.aclosing(tail):  # type: ignore[type-var]
+                async for messages, count in tail:
+                    for message in messages:
                         yield message
-                    events += len(cut.rows)
+                    events += count
                     batches += 1
-                    if remaining >= 0:
-                        remaining -= len(cut.rows)
-                        if remaining == 0:
-                            break
         elapsed = Duration()
         elapsed.FromNanoseconds(int((time.monotonic() - started) * 1e9))
         final = spb.SearchMessageEventsResponse(
@@ -201,21 +193,39 @@ class MessageEventServicer:
             position = start.position
         else:
             position = (await self._store.watermark()).position
-        remaining = request.max_events or -1
+        tail = self._live_tail(
+            _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=3),
+            position,
+            request.max_events or -1,
+            announce=True,
+        )
+        async with contextlib.aclosing(tail):  # type: ignore[type-var]
+            async for messages, _count in tail:
+                for message in messages:
+                    yield message
+
+    async def _live_tail(
+        self, spec: _LiveTail, position: int, remaining: int, *, announce: bool
+    ) -> AsyncIterator[tuple[list[bytes], int]]:
+        """The live part of a watch or a followed search: each batch committed after
+        `position` as response bytes, with how many events it carried, until
+        `remaining` events (-1: no end) have gone out."""
         follow = live.follow(
             self._store,
-            query,
+            spec.query,
             position,
-            batch_size,
-            heartbeat,
-            announce=True,
+            spec.batch_size,
+            spec.heartbeat,
+            announce=announce,
             shutdown=self._shutdown,
         )
         async with contextlib.aclosing(follow):  # type: ignore[type-var]
             async for batch in follow:
                 cut = live.cut(batch, remaining)
-                for message in self._live_messages(cut, tenant, fp, mask, 3):
-                    yield message
+                messages = self._live_messages(
+                    cut, spec.tenant, spec.fp, spec.mask, spec.watermark_field
+                )
+                yield messages, len(cut.rows)
                 if remaining >= 0:
                     remaining -= len(cut.rows)
                     if remaining == 0:
@@ -428,6 +438,19 @@ class MessageEventServicer:
             cursor = self._codec.decode(token, field, query.tenant_id, fp)
             return dataclasses.replace(query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id)
         return dataclasses.replace(query, max_id=await self._store.last_id())
+
+
+@dataclass(frozen=True)
+class _LiveTail:
+    """What a live tail streams: whose events, which, in what shape."""
+
+    tenant: int
+    fp: bytes  # the query's fingerprint, bound into resume tokens
+    query: Query
+    mask: Projection | None
+    batch_size: int
+    heartbeat: float
+    watermark_field: int  # the response's watermark field: 4 in search, 3 in watch
 
 
 @dataclass(frozen=True)
