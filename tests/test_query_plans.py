@@ -2,7 +2,7 @@
 
 A database is filled through the real server (a few thousand events in two
 tenants, with realistic spreads of types, campaigns and recipients) and
-ANALYZEd; then each shape is compiled with `sqlite_sql` exactly as the store
+ANALYZEd (and, separately, not); then each shape is compiled with `sqlite_sql` exactly as the store
 compiles it, and `EXPLAIN QUERY PLAN` is read. A new filter, a reordered
 WHERE clause or a dropped index that turns a plan into a scan fails here.
 """
@@ -22,9 +22,12 @@ from factories import BASE_SECONDS, event
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server.ingest import prepare
 from mailevents_server.query.fields import BY_NAME
 from mailevents_server.query.model import Predicate, Query
-from mailevents_server.store import sqlite_sql
+from mailevents_server.store import sqlite_sql, sqlite_writer
+from mailevents_server.store.sqlite import SQLiteStore
+from mailevents_server.store.sqlite_schema import MIGRATIONS
 
 N = 5000
 ACME = 1  # tenant ids in creation order (conftest creates acme, then other)
@@ -71,12 +74,39 @@ async def _fill(database: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+def filled(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(Path(tmp_path_factory.mktemp("plans")) / "events.db")
     asyncio.run(_fill(path))
-    conn = sqlite3.connect(path)
-    conn.execute("ANALYZE")
-    assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] > 0
+    return path
+
+
+def _copy(filled: str, *, analyzed: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    with sqlite3.connect(filled) as source:
+        source.backup(conn)
+    conn.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    if analyzed:  # as the store makes them (sqlite_writer.refresh_statistics)
+        conn.execute(f"PRAGMA analysis_limit = {sqlite_writer.ANALYSIS_LIMIT}")
+        conn.execute("ANALYZE")
+        assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] > 0
+    return conn
+
+
+@pytest.fixture(scope="module")
+def db(filled: str) -> Iterator[sqlite3.Connection]:
+    """The filled database with the planner statistics the store keeps."""
+    conn = _copy(filled, analyzed=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module", params=["analyzed", "no statistics"])
+def any_db(request: pytest.FixtureRequest, filled: str) -> Iterator[sqlite3.Connection]:
+    """With and without statistics: a store that grew past ANALYZE_FROM_ROWS
+    since it opened has none yet."""
+    conn = _copy(filled, analyzed=request.param == "analyzed")
     try:
         yield conn
     finally:
@@ -246,6 +276,29 @@ def test_plan_searches_an_index(db: sqlite3.Connection, shape: str) -> None:
         assert not [d for d in plan if "TEMP B-TREE" in d], shown
 
 
+#: A whole tenant, as a search without filters or window reads it (pinned to
+#: the store's end by max_id, as every search is).
+WHOLE_TENANT: dict[str, tuple[str, list[Any]]] = {
+    "newest first": sqlite_sql.select(_query()),
+    "newest first, first page": sqlite_sql.select(_query(), limit=1000),
+    "oldest first": sqlite_sql.select(_query(descending=False)),
+    "by id (Tastypie)": sqlite_sql.select(_query(by_id=True, descending=False), limit=21),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WHOLE_TENANT))
+def test_a_whole_tenant_is_read_in_index_order(any_db: sqlite3.Connection, shape: str) -> None:
+    # The first events come at once, with no sort of every event first: the
+    # snapshot bound (id <= max_id) must not make the planner read the tenant
+    # by rowid and sort it, as it did once statistics existed.
+    sql, params = WHOLE_TENANT[shape]
+    plan = _plan(any_db, sql, params)
+    shown = f"{sql}\n" + "\n".join(plan)
+    assert not [d for d in plan if "TEMP B-TREE" in d or d.startswith("SCAN events")], shown
+    index = "events_tenant" if "by id" in shape else "events_ts"
+    assert index in plan[0], shown
+
+
 def test_the_plan_check_detects_a_missing_index(tmp_path: Path, db: sqlite3.Connection) -> None:
     """The check above really detects scans: without the campaign index it is one."""
     sql, params, constraint, _ = SHAPES["campaign + time"]
@@ -309,3 +362,49 @@ def test_deep_page_costs_what_the_first_page_costs(
         deep,
         _plan(db, *_page(4000, descending, windowed, conditions)),
     )
+
+
+async def _store_with_events(path: str, count: int) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        tenant = await store.create_key("acme", "h")
+        ready, _ = prepare(_events(count, "s"))
+        await store.write(tenant, ready)
+    finally:
+        await store.close()
+
+
+def _statistics(path: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+            return set()
+        return {row[0] for row in conn.execute("SELECT idx FROM sqlite_stat1")}
+
+
+async def test_opening_completes_the_planner_statistics(tmp_path: Path) -> None:
+    """Statistics from before migration 2 (no row for its index) are completed
+    when the store opens, and a store grown past ANALYZE_FROM_ROWS without any
+    gets them; a small one is left alone."""
+    path = str(tmp_path / "old.db")
+    await _store_with_events(path, sqlite_writer.ANALYZE_FROM_ROWS + 500)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX events_type_name")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("ANALYZE")
+    assert "events_ts" in _statistics(path) and "events_type_name" not in _statistics(path)
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    assert {"events_ts", "events_type_name", "events_bulk_email"} <= _statistics(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        conn.execute("DROP TABLE sqlite_stat1")
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    assert "events_type_name" in _statistics(path)
+
+    small = str(tmp_path / "small.db")
+    await _store_with_events(small, 50)
+    assert _statistics(small) == set()

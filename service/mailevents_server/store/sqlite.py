@@ -66,6 +66,8 @@ class SQLiteStore(Store):
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
+            if await self._writer.run(sqlite_writer.refresh_statistics):
+                log.info("refreshed the query planner's statistics of %s", self.path)
             self._next_id = await self._writer.run(sqlite_writer.highest_id) + 1
         except BaseException:
             await self._writer.close()

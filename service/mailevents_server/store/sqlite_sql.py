@@ -25,8 +25,14 @@ _CMP: dict[int, str] = {
 }
 
 
-def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
-    """The WHERE clause (tenant first, so every plan starts on a tenant index)."""
+def where(
+    query: Query, *, keyset: bool = True, snapshot_range: bool = False
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (tenant first, so every plan starts on a tenant index).
+
+    `snapshot_range`: let the max_id bound narrow an index range (live reads,
+    whose plan is pinned to a range of ids) instead of only filtering.
+    """
     parts = ["tenant_id = ?"]
     params: list[Any] = [query.tenant_id]
     # A keyset position implies the time bound on its side (tokens are only
@@ -52,7 +58,12 @@ def where(query: Query, *, keyset: bool = True) -> tuple[str, list[Any]]:
         parts.append("ts < ?")
         params.append(query.end_us)
     if query.max_id is not None:
-        parts.append("id <= ?")
+        # The snapshot bound filters; it must not choose the plan. As an index
+        # range (rowid <= ?) it looks selective to the planner once ANALYZE has
+        # run (PRAGMA optimize does, on close), which then reads the tenant's
+        # every row to sort them instead of walking the (tenant_id, ts) index.
+        # The unary + keeps the term out of index selection.
+        parts.append("id <= ?" if snapshot_range else "+id <= ?")
         params.append(query.max_id)
     if keyset and query.after is not None:
         if query.by_id:
@@ -93,7 +104,7 @@ def select_after(query: Query, position: int, limit: int) -> tuple[str, list[Any
     the id range is then a range of that index, so following the tail of a
     large tenant reads only the new rows, whatever the filters.
     """
-    clause, params = where(query, keyset=False)
+    clause, params = where(query, keyset=False, snapshot_range=True)
     sql = (
         f"SELECT ts, id, data FROM events INDEXED BY events_tenant "
         f"WHERE {clause} AND id > ? ORDER BY id LIMIT ?"
