@@ -59,9 +59,9 @@ def where(
         params.append(query.end_us)
     if query.max_id is not None:
         # The snapshot bound filters; it must not choose the plan. As an index
-        # range (rowid <= ?) it looks selective to the planner once ANALYZE has
-        # run (PRAGMA optimize does, on close), which then reads the tenant's
-        # every row to sort them instead of walking the (tenant_id, ts) index.
+        # range (rowid <= ?) it can look selective to the planner (measured on
+        # 1M events: a newest-first read sorted every event of the tenant, and
+        # a count by type read the tenant by rowid, 266 ms against 0.2 ms).
         # The unary + keeps the term out of index selection.
         parts.append("id <= ?" if snapshot_range else "+id <= ?")
         params.append(query.max_id)
