@@ -54,7 +54,7 @@ from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.sendgrid import event_from_sendgrid
-from mailevents_server.workers import Workers, default_count
+from mailevents_server.workers import Workers, owned_by
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,7 @@ def add_webhook_routes(
 
     Without `workers`, the receivers start their own, stopped on the app's cleanup.
     """
-    if workers is None:
-        owned = workers = Workers(default_count())
-
-        async def close(_app: web.Application) -> None:
-            owned.close()
-
-        app.on_cleanup.append(close)
-    app[_RECEIVER] = _Receiver(channel, max_body_bytes, workers)
+    app[_RECEIVER] = _Receiver(channel, max_body_bytes, workers or owned_by(app))
     app.router.add_post("/webhooks/sparkpost", _sparkpost)
     app.router.add_post("/webhooks/sendgrid", _sendgrid)
 

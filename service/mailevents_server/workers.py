@@ -24,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -60,3 +62,15 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def owned_by(app: web.Application) -> Workers:
+    """Workers for an aiohttp app run without a server's (the shim or webhooks
+    alone), stopped on the app's cleanup."""
+    workers = Workers(default_count())
+
+    async def close(_app: web.Application) -> None:
+        workers.close()
+
+    app.on_cleanup.append(close)
+    return workers

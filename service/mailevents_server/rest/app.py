@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
-from mailevents_server.workers import Workers, default_count
+from mailevents_server.workers import Workers, owned_by
 
 from . import copernica, interaction, openapi, sparkpost, tastypie
 from .jsonbody import json_response
@@ -46,21 +46,11 @@ def create_app(channel: grpc.aio.Channel, workers: Workers | None = None) -> web
     and stops them on cleanup.
     """
     app = web.Application(middlewares=[_no_leaks])
-    app[SERVICE_KEY] = Service(channel, workers or _owned_workers(app))
+    app[SERVICE_KEY] = Service(channel, workers or owned_by(app))
     for dialect in DIALECTS:
         app.router.add_routes(dialect.routes())
     app.router.add_routes(openapi.routes())
     return app
-
-
-def _owned_workers(app: web.Application) -> Workers:
-    workers = Workers(default_count())
-
-    async def close(_app: web.Application) -> None:
-        workers.close()
-
-    app.on_cleanup.append(close)
-    return workers
 
 
 async def start_rest(
