@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,12 @@ from conftest import Server
 from factories import search_all
 
 from mailevents.v1 import message_event_pb2 as pb
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
+from mailevents_server.auth import KeyResolver, hash_key, new_key
+from mailevents_server.server import ServerConfig, start_server
+from mailevents_server.store import open_store
+from mailevents_server.store.base import Store
 from mailevents_server.webhooks import add_webhook_routes
 
 SPARKPOST = "/webhooks/sparkpost"
@@ -54,9 +61,20 @@ async def start_hooks(chan: grpc.aio.Channel, **options: Any) -> tuple[web.AppRu
     return runner, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-async def hooks(server: Server) -> AsyncIterator[Hooks]:
-    runner, base = await start_hooks(server.channel)
+def into_store(store: Store) -> dict[str, Any]:
+    """The options that make the receivers write into `store`, as `serve` mounts them."""
+    return {"local": (store, KeyResolver(store))}
+
+
+#: How the receivers reach storage (webhook_ingest): the shim alone calls the
+#: service over gRPC; beside it in `serve`, they write into its store.
+SINKS = ["through-service", "into-store"]
+
+
+@pytest.fixture(params=SINKS)
+async def hooks(server: Server, request: pytest.FixtureRequest) -> AsyncIterator[Hooks]:
+    local = into_store(server.running.store) if request.param == "into-store" else {}
+    runner, base = await start_hooks(server.channel, **local)
     try:
         async with aiohttp.ClientSession() as session:
             yield Hooks(base, session)
@@ -245,6 +263,28 @@ async def test_when_the_service_is_down_the_answer_makes_the_provider_retry(
     assert status == 503 and response.headers["Retry-After"]
 
 
+async def test_when_the_store_fails_the_answer_makes_the_provider_retry(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "closed.db"))
+    await store.open()
+    key = "mek_webhook-test-key"
+    await store.create_key("acme", hash_key(key))
+    resolver = KeyResolver(store)
+    await resolver.tenant_for_key(key)  # cached: the write is what fails
+    await store.close()
+    unused = grpc.aio.insecure_channel("127.0.0.1:1")  # the sink is the store
+    runner, base = await start_hooks(unused, local=(store, resolver))
+    try:
+        async with aiohttp.ClientSession() as session:
+            hooks = Hooks(base, session)
+            status, _, response = await hooks.post(SPARKPOST, sparkpost_batch(), basic("x", key))
+            assert status == 503 and response.headers["Retry-After"]
+            status, _, _ = await hooks.post(SPARKPOST, sparkpost_batch(), basic("x", "mek_other"))
+            assert status == 503  # the key cannot be looked up: not a 401, a retry
+    finally:
+        await runner.cleanup()
+        await unused.close()
+
+
 def sendgrid_batch() -> list[dict[str, Any]]:
     return [
         {
@@ -358,3 +398,35 @@ async def test_a_large_body_that_is_not_json_is_400_from_the_worker(
     body = b"[" + b" " * 300_000 + b"{oops"
     status, answer, _ = await hooks.post(SPARKPOST, body, basic("x", server.api_key), raw=True)
     assert status == 400 and answer["errors"][0]["message"].startswith("the body is not JSON")
+
+
+async def test_serve_mounts_receivers_that_write_into_its_store(tmp_path: Path) -> None:
+    running = await start_server(
+        ServerConfig(
+            grpc_address="127.0.0.1:0", database=str(tmp_path / "e.db"), http_address="127.0.0.1:0"
+        )
+    )
+    try:
+        key = new_key()
+        await running.store.create_key("acme", hash_key(key))
+        base = f"http://127.0.0.1:{running.http_port}"
+        async with aiohttp.ClientSession() as session:
+            status, body, _ = await Hooks(base, session).post(
+                SPARKPOST, sparkpost_batch(), basic("x", key)
+            )
+            assert status == 200 and body["stored"] == 5 and body["ignored"] == 1
+            status, _, _ = await Hooks(base, session).post(
+                SPARKPOST, sparkpost_batch(), basic("x", "mek_not-a-key")
+            )
+            assert status == 401
+        channel = grpc.aio.insecure_channel(running.address)
+        try:
+            stub = sgrpc.MessageEventServiceStub(channel)  # type: ignore[no-untyped-call]
+            count = await stub.CountMessageEvents(
+                spb.CountMessageEventsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+        finally:
+            await channel.close()
+        assert count.total == 5
+    finally:
+        await running.stop(grace=0)

@@ -53,11 +53,17 @@ class KeyResolver:
         self._cache: dict[str, tuple[int, float]] = {}
 
     async def tenant(self, metadata: Any) -> int:
+        """The tenant of a gRPC call's `authorization: Bearer <key>` metadata."""
         key = _bearer(metadata)
         if key is None:
             raise Unauthenticated(
                 "missing API key: send metadata 'authorization: Bearer <key>'", "API_KEY_MISSING"
             )
+        return await self.tenant_for_key(key)
+
+    async def tenant_for_key(self, key: str) -> int:
+        """The tenant a key belongs to, for callers in this process that have the key
+        itself (the webhook receivers of `serve`)."""
         digest = hash_key(key)
         cached = self._cache.get(digest)
         now = time.monotonic()

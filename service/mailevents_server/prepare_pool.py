@@ -40,7 +40,22 @@ async def prepare_batch(
     """
     if len(events) <= INLINE_MAX:
         return prepare(events)
-    blob = await workers.run(_prepare_bytes, request.SerializeToString())
+    return from_blob(await workers.run(_prepare_bytes, request.SerializeToString()))
+
+
+def to_blob(events: Sequence[pb.MessageEvent]) -> bytes:
+    """`prepare(events)` as one marshal blob, for a worker to send back."""
+    ready, rejected = prepare(events)
+    return marshal.dumps(
+        (
+            [(ev.index, ev.event_id, ev.columns, ev.body) for ev in ready],
+            [(r.index, r.event_id, r.reason) for r in rejected],
+        )
+    )
+
+
+def from_blob(blob: bytes) -> Prepared:
+    """What `to_blob` prepared, in the server process."""
     ready, rejected = marshal.loads(blob)
     return (
         [PreparedEvent(*fields) for fields in ready],
@@ -49,12 +64,5 @@ async def prepare_batch(
 
 
 def _prepare_bytes(data: bytes) -> bytes:
-    """In a worker: parse, prepare, and return the results as marshalled tuples."""
-    events = spb.IngestMessageEventsRequest.FromString(data).events
-    ready, rejected = prepare(events)
-    return marshal.dumps(
-        (
-            [(ev.index, ev.event_id, ev.columns, ev.body) for ev in ready],
-            [(r.index, r.event_id, r.reason) for r in rejected],
-        )
-    )
+    """In a worker: parse an ingest request's bytes and prepare its events."""
+    return to_blob(spb.IngestMessageEventsRequest.FromString(data).events)

@@ -96,8 +96,9 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     codec = TokenCodec(await store.secret())
     workers = Workers(default_count() if config.workers is None else config.workers)
     servicer = MessageEventServicer(store, codec, workers)
+    resolver = KeyResolver(store)
     server = grpc.aio.server(
-        interceptors=[TenantInterceptor(KeyResolver(store), SERVICE_NAME)],
+        interceptors=[TenantInterceptor(resolver, SERVICE_NAME)],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -139,7 +140,7 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         running._stoppers.append(lambda: _remove(private_dir))
         try:
             await _start_http(
-                running, config.http_address, f"unix:{private_dir}/grpc.sock", workers
+                running, config.http_address, f"unix:{private_dir}/grpc.sock", workers, resolver
             )
         except BaseException:
             await running.stop(0)
@@ -148,13 +149,19 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
 
 
 async def _start_http(
-    running: RunningServer, http_address: str, target: str, workers: Workers
+    running: RunningServer,
+    http_address: str,
+    target: str,
+    workers: Workers,
+    resolver: KeyResolver,
 ) -> None:
-    """The REST shim and webhook receivers, beside gRPC in this process."""
+    """The REST shim and webhook receivers, beside gRPC in this process: the shim
+    calls the service over `target`, the webhooks write into the store."""
     host, port = split_address(http_address, "--http-address")
     channel = client_channel(target)
     try:
-        runner = await start_rest(channel, host, port, workers=workers)
+        local = (running.store, resolver)
+        runner = await start_rest(channel, host, port, workers=workers, local=local)
     except OSError as exc:
         await channel.close()
         raise SystemExit(f"error: cannot listen on {http_address}: {exc.strerror}") from None

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
+from mailevents_server.auth import KeyResolver
+from mailevents_server.store.base import Store
 from mailevents_server.workers import Workers, owned_by
 
 from . import copernica, interaction, openapi, sparkpost, tastypie
@@ -60,16 +62,18 @@ async def start_rest(
     *,
     webhooks: bool = True,
     workers: Workers | None = None,
+    local: tuple[Store, KeyResolver] | None = None,
 ) -> web.AppRunner:
     """Serve the shim (and the webhook receivers) on host:port.
 
-    Port 0 picks a free port; read it with `bound_port`.
+    Port 0 picks a free port; read it with `bound_port`. `local`: the store and key
+    resolver of a service in this process, for the webhooks (see `webhook_ingest`).
     """
     app = create_app(channel, workers)
     if webhooks:
         from mailevents_server.webhooks import add_webhook_routes
 
-        add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers)
+        add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
