@@ -176,6 +176,12 @@ class ServeProcess:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def children(self) -> list[int]:
+        """The server's child processes now (its workers), from /proc."""
+        assert self.process is not None
+        pid = self.process.pid
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

@@ -250,3 +250,25 @@ async def test_a_consumer_that_stops_reading_costs_bounded_server_memory(
                 ids.extend(ev.event_id for ev in message.events)
         assert len(ids) == len(set(ids)) == total
         stalled.cancel()
+
+
+async def test_worker_processes_exit_when_the_server_is_killed(
+    serve: tuple[ServeProcess, str],
+) -> None:
+    server, key = serve
+    async with MailEventsClient(server.address, key, timeout=60) as client:
+        await client.ingest(events(600, prefix="w"))  # over 256 events: a worker prepares them
+    workers = server.children()
+    assert workers, "the batch should have started a worker process"
+    server.kill()
+    await wait_until(lambda: not any(_running(p) for p in workers), within=10)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has: only its parent,
+    here init, has yet to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -19,6 +19,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,7 +51,12 @@ class Workers:
             return await asyncio.to_thread(fn, *args)
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.count, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.count,
+                mp_context=context,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except BrokenProcessPool:
@@ -62,6 +69,23 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker, at its start: exit once the server process is gone.
+
+    A pool's worker holds both ends of its own job queue, so it never reads
+    end-of-file when the server dies without closing the pool (SIGKILL, the
+    OOM killer): it would wait forever, and multiprocessing's resource
+    tracker with it. Checked once a second, by a thread that sleeps otherwise.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def owned_by(app: web.Application) -> Workers:
