@@ -125,6 +125,74 @@ async def test_invalid_events_rejected_one_by_one(server: Any) -> None:
     assert sorted(event_ids(await search_all(server))) == ["good-1", "good-2"]
 
 
+def _with(ev: pb.MessageEvent, change: Any) -> pb.MessageEvent:
+    change(ev)
+    return ev
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (event(""), "event_id is required"),
+        (event(" \t"), "event_id is required"),
+        (event("x" * 257), "event_id longer than 256 characters"),
+        (event("t", type=pb.EVENT_TYPE_UNSPECIFIED), "type or type_name is required"),
+        (
+            event("t", type=pb.EVENT_TYPE_UNSPECIFIED, type_name="  "),
+            "type or type_name is required",
+        ),
+        (event("t", type=9999), "unknown type value 9999"),
+        (pb.MessageEvent(event_id="t", type=pb.EVENT_TYPE_BOUNCE), "timestamp is required"),
+        (
+            _with(event("t"), lambda ev: setattr(ev.timestamp, "seconds", 253402300800)),
+            "timestamp is out of range",
+        ),
+        (
+            _with(event("t"), lambda ev: setattr(ev.timestamp, "nanos", -1)),
+            "timestamp is out of range",
+        ),
+        (
+            _with(event("t"), lambda ev: setattr(ev.send_time, "seconds", -62135596801)),
+            "send_time is out of range",
+        ),
+        (event("t", tags=["ok", "a\x1fb"]), "tags must not contain the U+001F separator"),
+        (event("t", extra_json="[1]"), "extra_json must be the text of a JSON object"),
+        (event("t", extra_json="{oops"), "extra_json must be the text of a JSON object"),
+        (
+            event("t", substitutions_json='"text"'),
+            "substitutions_json must be the text of a JSON object",
+        ),
+        (event("t", reason="r" * 300_000), "event larger than 262144 bytes"),
+    ],
+)
+async def test_each_rule_rejects_with_its_reason(
+    server: Any, bad: pb.MessageEvent, reason: str
+) -> None:
+    # In a batch large enough for a worker process to prepare, and alone (in the event loop).
+    batch = [*events(300, prefix="fine"), bad]
+    for sent in (batch, [bad]):
+        response = await server.ingest(sent)
+        rejected = [r for r in response.results if r.status == REJECTED]
+        assert [(r.index, r.reason) for r in rejected] == [(len(sent) - 1, reason)]
+    assert await total(server) == 300
+
+
+async def test_the_edges_of_each_rule_are_accepted(server: Any) -> None:
+    batch = [
+        event("x" * 256),
+        event("t1", type=pb.EVENT_TYPE_UNSPECIFIED, type_name="bounce"),
+        event("t2", type=pb.EVENT_TYPE_UNSPECIFIED, type_name="a-type-we-do-not-know"),
+        _with(event("t3"), lambda ev: ev.timestamp.FromSeconds(253402300799)),
+        _with(event("t4"), lambda ev: ev.send_time.FromSeconds(-62135596800)),
+        event("t5", tags=["a", "", "b"], extra_json="{}", substitutions_json='{"a": [1]}'),
+    ]
+    response = await server.ingest(batch)
+    assert [r.status for r in response.results] == [STORED] * len(batch)
+    stored = {ev.event_id: ev for ev in await search_all(server)}
+    assert list(stored["t5"].tags) == ["a", "", "b"]
+    assert stored["t1"].type == pb.EVENT_TYPE_BOUNCE
+
+
 async def test_store_assigned_id_on_ingest_is_ignored(server: Any) -> None:
     ev = event("with-id")
     ev.id = 999_999

@@ -43,12 +43,24 @@ class Rejection:
     reason: str
 
 
-def _time_us(ts: Any) -> int:
-    return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
+class _Invalid:
+    """A column's value when its field cannot be stored; `_problem` says why."""
 
 
-def _tags(tags: Sequence[str]) -> str:
-    return TAG_SEP.join(("", *tags, ""))
+#: A Timestamp outside the years 1-9999.
+_OUT_OF_RANGE = _Invalid()
+#: Tags of which one contains the separator the column joins them with.
+_SEPARATOR_IN_TAG = _Invalid()
+
+
+def _time_us(ts: Any) -> int | _Invalid:
+    us = timestamp_us(ts)
+    return _OUT_OF_RANGE if us is None else us
+
+
+def _tags(tags: Sequence[str]) -> str | _Invalid:
+    joined = TAG_SEP.join(("", *tags, ""))
+    return joined if joined.count(TAG_SEP) == len(tags) + 1 else _SEPARATOR_IN_TAG
 
 
 _DATA_FIELDS = tuple(f for f in FIELDS if f.name != "id")
@@ -57,40 +69,55 @@ _CONVERT: dict[Kind, Callable[[Any], Any]] = {
     Kind.TAGS: _tags,
     Kind.BOOL: int,
 }
+_DESCRIPTORS = pb.MessageEvent.DESCRIPTOR.fields_by_name
 #: Field descriptor -> (column position, conversion or None), for the fields an
 #: event carries itself; `recipient_domain` is derived, so it has no slot.
 #: Keyed by descriptor (one object per field, hashed by identity): cheaper to
 #: look up than its name, which would first have to be fetched.
 _SLOTS: dict[Any, tuple[int, Callable[[Any], Any] | None]] = {
-    pb.MessageEvent.DESCRIPTOR.fields_by_name[f.name]: (pos, _CONVERT.get(f.kind))
+    _DESCRIPTORS[f.name]: (pos, _CONVERT.get(f.kind))
     for pos, f in enumerate(_DATA_FIELDS)
     if f.name != "recipient_domain"
 }
+#: Fields that are not columns but must hold the text of a JSON object.
+_JSON_OBJECT_FIELDS = {_DESCRIPTORS[name]: name for name in ("extra_json", "substitutions_json")}
 #: What a column holds when its field is not set: NULL, except for the plain
 #: proto3 scalars that ListFields omits at their zero value.
 _DEFAULTS: list[Any] = [0 if f.name in ("type", "archived") else None for f in _DATA_FIELDS]
-_RECIPIENT = next(pos for pos, f in enumerate(_DATA_FIELDS) if f.name == "recipient")
-_DOMAIN = next(pos for pos, f in enumerate(_DATA_FIELDS) if f.name == "recipient_domain")
 
 
-def columns_of(ev: pb.MessageEvent) -> tuple[Any, ...]:
-    """The typed column values of an event, as every store stores them.
+def _position(name: str) -> int:
+    return next(pos for pos, f in enumerate(_DATA_FIELDS) if f.name == name)
+
+
+_EVENT_ID, _TYPE, _TYPE_NAME = _position("event_id"), _position("type"), _position("type_name")
+_TIMESTAMP, _SEND_TIME, _TAGS = _position("timestamp"), _position("send_time"), _position("tags")
+_RECIPIENT, _DOMAIN = _position("recipient"), _position("recipient_domain")
+
+
+def _columns(ev: pb.MessageEvent) -> tuple[list[Any], str]:
+    """An event's column values, and the first of its non-column fields that is
+    not the JSON object it must be ("" when none).
 
     One `ListFields` call (C) names exactly the fields that are set, with
     presence as HasField would judge it; asking each of 44 columns in turn
-    costs twice as much, and ingest runs this for every event.
+    costs twice as much, and ingest runs this for every event. Validation
+    (`_problem`) then reads the values from here instead of asking again.
     """
     cols = _DEFAULTS.copy()
     slots = _SLOTS
+    bad_json = ""
     for descriptor, value in ev.ListFields():
         slot = slots.get(descriptor)
         if slot is not None:
             pos, convert = slot
             cols[pos] = value if convert is None else convert(value)
+        elif descriptor in _JSON_OBJECT_FIELDS and not bad_json and not _is_json_object(value):
+            bad_json = _JSON_OBJECT_FIELDS[descriptor]
     recipient = cols[_RECIPIENT]
     if recipient is not None and "@" in recipient:
         cols[_DOMAIN] = recipient.rsplit("@", 1)[1].lower()
-    return tuple(cols)
+    return cols, bad_json
 
 
 def prepare(events: Sequence[pb.MessageEvent]) -> tuple[list[PreparedEvent], list[Rejection]]:
@@ -98,18 +125,19 @@ def prepare(events: Sequence[pb.MessageEvent]) -> tuple[list[PreparedEvent], lis
     ready: list[PreparedEvent] = []
     rejected: list[Rejection] = []
     for index, original in enumerate(events):
-        reason = _problem(original)
+        ev = _normalised(original)
+        cols, bad_json = _columns(ev)
+        reason = _problem(cols, bad_json)
         if reason:
             rejected.append(Rejection(index, original.event_id, reason))
             continue
-        ev = _normalised(original)
         body = ev.SerializeToString()
         if len(body) > MAX_EVENT_BYTES:
             rejected.append(
                 Rejection(index, ev.event_id, f"event larger than {MAX_EVENT_BYTES} bytes")
             )
             continue
-        ready.append(PreparedEvent(index, ev.event_id, columns_of(ev), body))
+        ready.append(PreparedEvent(index, ev.event_id, tuple(cols), body))
     return ready, rejected
 
 
@@ -117,32 +145,33 @@ def prepare(events: Sequence[pb.MessageEvent]) -> tuple[list[PreparedEvent], lis
 _TYPE_VALUES = frozenset(pb.EventType.values())
 
 
-def _problem(ev: pb.MessageEvent) -> str:
-    """Why an event cannot be stored, or "" when it can."""
-    event_id = ev.event_id
+def _problem(cols: list[Any], bad_json: str) -> str:
+    """Why an event (its normalised columns) cannot be stored, or "" when it can.
+
+    Normalising first changes none of these answers: it fills `type` only from
+    a `type_name` that names one, and `type_name` only from a known `type`.
+    """
+    event_id = cols[_EVENT_ID] or ""
     if not event_id.strip():
         return "event_id is required"
     if len(event_id) > MAX_EVENT_ID_LENGTH:
         return f"event_id longer than {MAX_EVENT_ID_LENGTH} characters"
-    if ev.type == pb.EVENT_TYPE_UNSPECIFIED and not ev.type_name.strip():
+    event_type = cols[_TYPE]
+    if event_type == pb.EVENT_TYPE_UNSPECIFIED and not (cols[_TYPE_NAME] or "").strip():
         return "type or type_name is required"
-    if ev.type not in _TYPE_VALUES:
-        return f"unknown type value {ev.type}"
-    if not ev.HasField("timestamp"):
+    if event_type not in _TYPE_VALUES:
+        return f"unknown type value {event_type}"
+    timestamp = cols[_TIMESTAMP]
+    if timestamp is None:
         return "timestamp is required"
-    if timestamp_us(ev.timestamp) is None:
+    if timestamp is _OUT_OF_RANGE:
         return "timestamp is out of range"
-    if ev.HasField("send_time") and timestamp_us(ev.send_time) is None:
+    if cols[_SEND_TIME] is _OUT_OF_RANGE:
         return "send_time is out of range"
-    tags = ev.tags
-    if tags and TAG_SEP in "".join(tags):
+    if cols[_TAGS] is _SEPARATOR_IN_TAG:
         return "tags must not contain the U+001F separator"
-    for name, text in (
-        ("extra_json", ev.extra_json),
-        ("substitutions_json", ev.substitutions_json),
-    ):
-        if text and not _is_json_object(text):
-            return f"{name} must be the text of a JSON object"
+    if bad_json:
+        return f"{bad_json} must be the text of a JSON object"
     return ""
 
 
