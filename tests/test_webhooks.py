@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from conftest import Server
 from factories import search_all
+from pgtest import fresh_database
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -430,3 +431,35 @@ async def test_serve_mounts_receivers_that_write_into_its_store(tmp_path: Path) 
         assert count.total == 5
     finally:
         await running.stop(grace=0)
+
+
+@pytest.mark.postgres
+async def test_receivers_write_into_a_postgres_store() -> None:
+    async with fresh_database() as url:
+        store = open_store(url)
+        await store.open()
+        unused = grpc.aio.insecure_channel("127.0.0.1:1")  # the sink is the store
+        try:
+            key = new_key()
+            await store.create_key("acme", hash_key(key))
+            runner, base = await start_hooks(unused, **into_store(store))
+            when = "2024-06-01T10:00:00Z"
+            large = [
+                msys("message_event", type="delivery", event_id=f"pg-{i}", timestamp=when)
+                for i in range(3000)  # over 256 KiB: converted and prepared in a worker
+            ]
+            large[7] = msys("message_event", type="delivery", timestamp=when)  # no event_id
+            try:
+                async with aiohttp.ClientSession() as session:
+                    hooks = Hooks(base, session)
+                    first = await hooks.post(SPARKPOST, large, basic("x", key))
+                    again = await hooks.post(SPARKPOST, large, basic("x", key))
+            finally:
+                await runner.cleanup()
+        finally:
+            await unused.close()
+            await store.close()
+    assert first[0] == again[0] == 200
+    assert (first[1]["stored"], first[1]["duplicates"]) == (2999, 0)
+    assert (again[1]["stored"], again[1]["duplicates"]) == (0, 2999)
+    assert [r["index"] for r in again[1]["rejects"]] == [7]
