@@ -407,6 +407,13 @@ async def test_a_large_page_rendered_on_the_workers_equals_small_pages(shim: Any
     assert big["results"] == small
     assert {r["type"] for r in big["results"]} >= {"delivery", "bounce", "open", "click"}
 
-    cursor_big = await follow_cursor(shim, f"{CURSOR_PATH}?{WIDE}&per_page=2000&cursor=initial")
+    _, second = await search(shim, f"{WIDE}&per_page=1300&page=2")  # after an offset
+    assert second["results"] == small[1300:]
+
     cursor_small = await follow_cursor(shim, f"{CURSOR_PATH}?{WIDE}&per_page=300&cursor=initial")
-    assert cursor_big == cursor_small == [r["event_id"] for r in small]
+    assert cursor_small == [r["event_id"] for r in small]
+    for per_page in (2000, 2600, 1300):  # read in responses of 1,000, or of the page
+        cursor_big = await follow_cursor(
+            shim, f"{CURSOR_PATH}?{WIDE}&per_page={per_page}&cursor=initial"
+        )
+        assert cursor_big == cursor_small
