@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from aiohttp import web
@@ -151,6 +152,13 @@ class RawBatch:
 
     data: bytes
     count: int
+
+
+T = TypeVar("T")
+
+
+async def _as_read(events: list[ev_pb.MessageEvent]) -> list[ev_pb.MessageEvent]:
+    return events
 
 
 class Caller:
@@ -330,7 +338,33 @@ class Caller:
         batches: list[RawBatch] | None = None,
     ) -> tuple[list[ev_pb.MessageEvent], int]:
         """A page and the number of all matches, fetched concurrently."""
-        events, total = await asyncio.gather(
-            self.read(query, limit, offset=offset, batches=batches), self.count(query)
+        return await self.rendered_with_total(
+            query, limit, _as_read, offset=offset, batches=batches
         )
-        return events, total
+
+    async def rendered_with_total(
+        self,
+        query: pb.EventQuery,
+        limit: int,
+        render: Callable[[list[ev_pb.MessageEvent]], Awaitable[T]],
+        *,
+        offset: int = 0,
+        batches: list[RawBatch] | None = None,
+    ) -> tuple[T, int]:
+        """A page, rendered by `render`, and the number of all matches.
+
+        The count starts first and runs on while the page is read and then
+        rendered: counting a large result is SQLite work that needs no GIL, so
+        it overlaps with the rendering, which is Python work that does.
+        """
+        counting = asyncio.ensure_future(self.count(query))
+        try:
+            events = await self.read(query, limit, offset=offset, batches=batches)
+            rendered = await render(events)
+            total = await counting
+        finally:
+            if not counting.done():
+                counting.cancel()
+            elif not counting.cancelled():
+                counting.exception()  # retrieved: a read that failed first is what is raised
+        return rendered, total

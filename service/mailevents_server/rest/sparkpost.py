@@ -154,13 +154,17 @@ async def message_events(request: web.Request) -> web.Response:
         return refusal
     offset = (page - 1) * search.per_page
     batches: list[RawBatch] = []
+    workers = request.app[SERVICE_KEY].workers
+
+    async def rendered(events: list[MessageEvent]) -> bytes:
+        return await render.sparkpost_page(workers, events, batches)
+
     try:
-        events, total = await caller.read_with_total(
-            search.query, search.per_page, offset=offset, batches=batches
+        results, total = await caller.rendered_with_total(
+            search.query, search.per_page, rendered, offset=offset, batches=batches
         )
     except ServiceError as failure:
         return service_failure(failure, search)
-    results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
     return _results_response(results, total, _page_links(request, search, page, total))
 
 

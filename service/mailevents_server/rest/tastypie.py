@@ -147,11 +147,15 @@ async def list_events(request: web.Request) -> web.Response:
     if filters.fault_on_evaluation:
         return await _refusal(caller, canned(500))
     query = pb.EventQuery(conditions=filters.conditions, order=order)  # type: ignore[arg-type]
+    dehydrate = _dehydrate(params)
+
+    async def rendered(events: list[ev_pb.MessageEvent]) -> list[dict[str, Any]]:
+        return [render(event, dehydrate) for event in events]
+
     try:
-        events, total = await caller.read_with_total(query, limit, offset=offset)
+        objects, total = await caller.rendered_with_total(query, limit, rendered, offset=offset)
     except ServiceError as failure:
         return _failure(failure)
-    dehydrate = _dehydrate(params)
     body = {
         "meta": {
             "limit": limit,
@@ -160,7 +164,7 @@ async def list_events(request: web.Request) -> web.Response:
             "previous": None if offset - limit < 0 else _page_uri(params, limit, offset - limit),
             "total_count": total,
         },
-        "objects": [render(event, dehydrate) for event in events],
+        "objects": objects,
     }
     return json_response(body, sort_keys=True, compact=False)
 
