@@ -382,6 +382,27 @@ def _statistics(path: str) -> set[str]:
         return {row[0] for row in conn.execute("SELECT idx FROM sqlite_stat1")}
 
 
+async def test_a_store_that_grows_gets_statistics_without_reopening(tmp_path: Path) -> None:
+    """Past ANALYZE_FROM_ROWS events the running store makes the statistics itself,
+    between two commits, as it would at open."""
+    path = str(tmp_path / "growing.db")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        tenant = await store.create_key("acme", "h")
+        for part in range(3):
+            ready, _ = prepare(_events(sqlite_writer.ANALYZE_FROM_ROWS // 2, f"g{part}"))
+            await store.write(tenant, ready)
+        await store.write(tenant, prepare(_events(1, "last"))[0])  # after the refresh
+        for _ in range(100):
+            if "events_type_name" in _statistics(path):
+                break
+            await asyncio.sleep(0.05)
+        assert {"events_ts", "events_type_name", "events_bulk_email"} <= _statistics(path)
+    finally:
+        await store.close()
+
+
 async def test_opening_completes_the_planner_statistics(tmp_path: Path) -> None:
     """Statistics from before migration 2 (no row for its index) are completed
     when the store opens, and a store grown past ANALYZE_FROM_ROWS without any

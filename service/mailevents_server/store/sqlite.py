@@ -54,6 +54,9 @@ class SQLiteStore(Store):
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._next_id = 1
+        #: The id from which the planner's statistics are checked again.
+        self._check_statistics_at = 0
+        self._statistics_task: asyncio.Task[None] | None = None
         self._commits = CommitHub()
         self._secret: bytes | None = None
         self.open_streams = 0
@@ -66,9 +69,11 @@ class SQLiteStore(Store):
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
-            if await self._writer.run(sqlite_writer.refresh_statistics):
+            check = await self._writer.run(sqlite_writer.refresh_statistics)
+            if check.analyzed:
                 log.info("refreshed the query planner's statistics of %s", self.path)
             self._next_id = await self._writer.run(sqlite_writer.highest_id) + 1
+            self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
         except BaseException:
             await self._writer.close()
             self._writer = None
@@ -85,6 +90,8 @@ class SQLiteStore(Store):
             await self._queue.put(None)  # drains what was queued before it
             await self._writer_task
             self._writer_task = None
+        if self._statistics_task is not None:
+            await asyncio.gather(self._statistics_task, return_exceptions=True)
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
@@ -266,7 +273,26 @@ class SQLiteStore(Store):
         results, self._next_id = await self._require_writer().run(
             sqlite_writer.commit, batch, self._next_id
         )
+        if self._next_id >= self._check_statistics_at and self._statistics_task is None:
+            self._statistics_task = asyncio.create_task(self._refresh_statistics())
         return results
+
+    async def _refresh_statistics(self) -> None:
+        """Keep the planner's statistics as fresh while running as at open.
+
+        Runs on the writer's thread between two commits (its executor takes
+        one job at a time), after this commit's callers have their answer.
+        """
+        try:
+            check = await self._require_writer().run(sqlite_writer.refresh_statistics)
+            if check.analyzed:
+                log.info("refreshed the query planner's statistics (%d events)", check.rows)
+            self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
+        except Exception:
+            log.exception("refreshing the query planner's statistics failed")
+            self._check_statistics_at = self._next_id + sqlite_writer.ANALYZE_FROM_ROWS
+        finally:
+            self._statistics_task = None
 
     async def _reload_next_id(self) -> None:
         with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mailevents_server import wire
 from mailevents_server.query.fields import DATA_COLUMNS
@@ -157,7 +157,14 @@ ANALYSIS_LIMIT = 1000
 ANALYZE_FROM_ROWS = 10_000
 
 
-def refresh_statistics(conn: sqlite3.Connection) -> bool:
+class StatisticsCheck(NamedTuple):
+    """What `refresh_statistics` found and did."""
+
+    analyzed: bool  # it ran ANALYZE
+    rows: int  # events in the store
+
+
+def refresh_statistics(conn: sqlite3.Connection) -> StatisticsCheck:
     """ANALYZE when the planner's statistics are missing, incomplete or stale.
 
     SQLite picks the plans our indexes are made for when it has statistics
@@ -165,8 +172,9 @@ def refresh_statistics(conn: sqlite3.Connection) -> bool:
     missing, e.g. for an index a migration added after an ANALYZE, it took a
     new index for a whole-tenant read and sorted every event; with none, it
     reads a rare bulk_email_id's events by scanning time order. So: complete
-    statistics, refreshed at open when the store has grown (or shrunk) ten
-    times since they were made. True when it ran ANALYZE.
+    statistics, refreshed when the store has grown (or shrunk) ten times since
+    they were made. The store checks at open, and again whenever its ids have
+    advanced far enough for that to have happened (`next_check_after`).
     """
     rows = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
     indexes = {
@@ -181,14 +189,20 @@ def refresh_statistics(conn: sqlite3.Connection) -> bool:
         for index, stat in conn.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'"):
             analyzed[str(index)] = int(str(stat).split()[0])
     if not analyzed and rows < ANALYZE_FROM_ROWS:
-        return False
+        return StatisticsCheck(False, rows)
     counted = max(analyzed.values(), default=0)
     fresh = indexes <= analyzed.keys() and counted * 10 >= rows and rows * 10 >= counted
     if fresh:
-        return False
+        return StatisticsCheck(False, rows)
     conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
     conn.execute("ANALYZE")
-    return True
+    return StatisticsCheck(True, rows)
+
+
+def next_check_after(rows: int) -> int:
+    """How many new ids may be given before the store could have grown enough for
+    `refresh_statistics` to act: to ANALYZE_FROM_ROWS events, or ten times."""
+    return max(ANALYZE_FROM_ROWS, rows * 10) - rows
 
 
 def highest_id(conn: sqlite3.Connection) -> int:
