@@ -106,7 +106,7 @@ class Writer:
         return await loop.run_in_executor(self._executor, functools.partial(fn, self._conn, *args))
 
     async def close(self) -> None:
-        # No PRAGMA optimize: statistics follow refresh_statistics's rules, at open.
+        # No PRAGMA optimize: statistics follow refresh_statistics's rules.
         try:
             await self.run(sqlite3.Connection.close)
         finally:
