@@ -16,14 +16,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailevents_server import runtime
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.server import ServerConfig, serve
 from mailevents_server.store import open_store
 
 DEFAULTS = ServerConfig()
-
-#: Seconds between GIL hand-overs in `serve` (the interpreter default is 0.005).
-GIL_SWITCH_INTERVAL = 0.001
 
 
 def _env(name: str, default: str) -> str:
@@ -160,14 +158,11 @@ def main(argv: Sequence[str]) -> int:
                 retention=args.retention,
                 workers=args.workers,
             )
-            # Threads hand the GIL over every 1 ms instead of 5: the SQLite writer
-            # thread wants it back after each statement, and ingest measured
-            # ~20% faster when it does not wait out the default 5 ms behind the
-            # event loop (make bench, ingest section).
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+            runtime.tune_for_serving()
             asyncio.run(serve(config))
         elif args.command == "rest":
             _logging(args.log_level)
+            runtime.tune_gc()
             asyncio.run(run_rest(args.target, args.http_address, args.tls, args.ca_cert))
         elif args.command == "keys":
             return asyncio.run(_keys(args))

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from mailevents_server import runtime
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -54,7 +56,7 @@ class Workers:
             self._pool = ProcessPoolExecutor(
                 self.count,
                 mp_context=context,
-                initializer=_exit_with_parent,
+                initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
         try:
@@ -71,8 +73,9 @@ class Workers:
             self._pool = None
 
 
-def _exit_with_parent(parent: int) -> None:
-    """In each worker, at its start: exit once the server process is gone.
+def _start_worker(parent: int) -> None:
+    """In each worker, at its start: the serving process's collector settings
+    (`runtime`), and exit once the server process is gone.
 
     A pool's worker holds both ends of its own job queue, so it never reads
     end-of-file when the server dies without closing the pool (SIGKILL, the
@@ -86,6 +89,7 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    runtime.tune_gc()
 
 
 def owned_by(app: web.Application) -> Workers:
