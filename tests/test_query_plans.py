@@ -429,3 +429,75 @@ async def test_opening_completes_the_planner_statistics(tmp_path: Path) -> None:
     small = str(tmp_path / "small.db")
     await _store_with_events(small, 50)
     assert _statistics(small) == set()
+
+
+# -- IN lists in id order (Tastypie's __in filters) -----------------------------
+
+
+def _in(name: str, values: tuple[Any, ...], **kw: Any) -> Query:
+    kw.setdefault("max_id", N)
+    kw.setdefault("by_id", True)
+    pred = Predicate(BY_NAME[name], spb.OPERATOR_IN, values)
+    return Query(tenant_id=ACME, predicates=(pred,), **kw)
+
+
+def _unsplit(query: Query, limit: int) -> tuple[str, list[Any]]:
+    """The same read as one statement with the IN list, as SQLite plans it alone."""
+    clause, params = sqlite_sql.where(query)
+    return (
+        f"SELECT ts, id, data FROM events WHERE {clause} {sqlite_sql.order_by(query)} LIMIT ?",
+        [*params, limit],
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("bulk_email_id", (7, 999_999)),
+        ("type_name", ("nothing", "nada")),
+        ("type_name", ("bounce", "x")),
+    ],
+)
+def test_an_in_list_in_id_order_reads_each_value_from_its_index(
+    any_db: sqlite3.Connection, name: str, values: tuple[Any, ...]
+) -> None:
+    """Not the tenant in id order until enough rows match: every value is searched
+    in its (tenant_id, column) index, which ends in the id."""
+    sql, params = sqlite_sql.select(_in(name, values, descending=False), limit=21)
+    plan = _plan(any_db, sql, params)
+    shown = f"{sql}\n" + "\n".join(plan)
+    assert not [d for d in plan if d.startswith("SCAN events")], shown
+    searches = [m["c"] for m in map(_SEARCH.search, plan) if m and "rowid" not in m["c"]]
+    assert len(searches) == len(values) and all(f"{name}=?" in s for s in searches), shown
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "kw", "limit"),
+    [
+        ("bulk_email_id", (7, 8, 9), {"descending": False}, 21),
+        ("bulk_email_id", (7, 8, 7, 999), {"descending": True}, 50),
+        ("bulk_email_id", (7, 8), {"descending": False, "after": (0, 3000)}, 40),
+        ("send_email_id", (5, 6, 700), {"descending": False}, 2),
+        ("type_name", ("bounce", "delay"), {"descending": False}, 1000),
+        ("type_name", ("bounce", "delay", "nothing"), {"descending": True, "max_id": 2500}, 300),
+        ("event_id", ("a1", "a2", "o3", "a4999"), {"descending": False}, 10),
+        ("type_name", ("bounce", None), {"descending": False}, 30),
+    ],
+)
+def test_an_in_list_read_by_value_returns_what_the_plain_read_does(
+    db: sqlite3.Connection, name: str, values: tuple[Any, ...], kw: dict[str, Any], limit: int
+) -> None:
+    query = _in(name, values, **kw)
+    sql, params = sqlite_sql.select(query, limit=limit)
+    assert "UNION ALL" in sql
+    split = db.execute(sql, params).fetchall()
+    assert split == db.execute(*_unsplit(query, limit)).fetchall()
+    assert split, "a case that returns nothing would prove little"
+
+
+def test_long_in_lists_and_unlimited_reads_stay_one_statement() -> None:
+    many = tuple(range(40))
+    assert "UNION" not in sqlite_sql.select(_in("bulk_email_id", many), limit=20)[0]
+    assert "UNION" not in sqlite_sql.select(_in("bulk_email_id", (1, 2)))[0]
+    assert "UNION" not in sqlite_sql.select(_in("bulk_email_id", (1, 2), by_id=False), limit=20)[0]
+    assert "UNION" not in sqlite_sql.select(_in("campaign_id", ("a", "b")), limit=20)[0]

@@ -10,6 +10,7 @@ Python's str.lower (the `mev_lower` function the store registers).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -86,15 +87,70 @@ def order_by(query: Query) -> str:
     return f"ORDER BY ts {direction}, id {direction}"
 
 
-def select(
-    query: Query, columns: str = "ts, id, data", limit: int | None = None
-) -> tuple[str, list[Any]]:
+def select(query: Query, limit: int | None = None) -> tuple[str, list[Any]]:
+    """The rows (ts, id, data) of a query, in its order, the first `limit` of them."""
+    split = _in_by_value(query, limit)
+    if split is not None:
+        return split
     clause, params = where(query)
-    sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
+    sql = f"SELECT ts, id, data FROM events WHERE {clause} {order_by(query)}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
     return sql, params
+
+
+#: Columns indexed as (tenant_id, column): an index entry ends with the rowid,
+#: so one value's entries are in id order.
+_ID_ORDERED = frozenset({"type_name", "bulk_email_id", "send_email_id", "event_id"})
+#: Read value by value only IN lists this short, for pages this long at most.
+_SPLIT_MAX_VALUES = 32
+_SPLIT_MAX_LIMIT = 10_000
+
+
+def _splittable(predicates: tuple[Predicate, ...]) -> tuple[int, tuple[Any, ...]] | None:
+    """The first IN condition `_in_by_value` can split, and its distinct values."""
+    for position, pred in enumerate(predicates):
+        values = tuple(dict.fromkeys(pred.values))  # distinct: each id once
+        if (
+            pred.operator == spb.OPERATOR_IN
+            and not pred.date_part
+            and pred.field.column in _ID_ORDERED
+            and 1 < len(values) <= _SPLIT_MAX_VALUES
+        ):
+            return position, values
+    return None
+
+
+def _in_by_value(query: Query, limit: int | None) -> tuple[str, list[Any]] | None:
+    """`column IN (a, b, ...)` in id order with a LIMIT, as one index read per value.
+
+    SQLite keeps no per-value statistics (it is built without STAT4), so for
+    an IN list it assumes common values and walks the tenant in id order until
+    `limit` rows match: through every event when the values are rare or absent
+    (Tastypie's `bulk_email__in` or `event_name__in`: ~450 ms on 1M events).
+    Read per value instead, each `column = ?` walks its own index in id order
+    and stops after `limit` ids; the ids are merged, cut to `limit`, and only
+    those rows are fetched. Fast whether the values are rare or common.
+    """
+    if limit is None or limit > _SPLIT_MAX_LIMIT or not query.by_id:
+        return None
+    found = _splittable(query.predicates)
+    if found is None:
+        return None
+    position, values = found
+    pred = query.predicates[position]
+    order = order_by(query)
+    branches: list[str] = []
+    params: list[Any] = []
+    for value in values:
+        one = dataclasses.replace(pred, operator=spb.OPERATOR_EXACT, values=(value,))
+        predicates = (*query.predicates[:position], one, *query.predicates[position + 1 :])
+        clause, args = where(dataclasses.replace(query, predicates=predicates))
+        branches.append(f"SELECT id FROM (SELECT id FROM events WHERE {clause} {order} LIMIT ?)")
+        params += [*args, limit]
+    ids = f"SELECT id FROM ({' UNION ALL '.join(branches)}) {order} LIMIT ?"
+    return f"SELECT ts, id, data FROM events WHERE id IN ({ids}) {order}", [*params, limit]
 
 
 def select_after(query: Query, position: int, limit: int) -> tuple[str, list[Any]]:
