@@ -279,6 +279,42 @@ async def test_a_token_ahead_of_the_store_is_refused(tmp_path: Path) -> None:
         await restored.running.stop(grace=0)
 
 
+async def test_a_token_retention_has_since_passed_is_refused(live_server: Server) -> None:
+    """An event committed after the token's position and removed by retention before
+    the resume would be skipped without a word: the resume is refused instead."""
+    srv = live_server
+    now = int(time.time())
+    await srv.ingest(events(3, prefix="recent", start=now - 600))
+    call = srv.stub.WatchMessageEvents(watch_request(), metadata=srv.metadata())
+    token = (await read(call)).resume_token
+    call.cancel()
+    # A backfilled event already older than the window, and one that is not.
+    await srv.ingest([event("expired", ts=now - 60 * 86_400), event("fresh", ts=now - 60)])
+    assert await srv.running.store.delete_before((now - 30 * 86_400) * 1_000_000) == 1
+
+    call = srv.stub.WatchMessageEvents(watch_request(resume_token=token), metadata=srv.metadata())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await read(call)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(caught.value)[0].reason == "TOKEN_BEHIND_RETENTION"
+
+    # A position taken since is past what was removed; another tenant is unaffected.
+    call = srv.stub.WatchMessageEvents(watch_request(), metadata=srv.metadata())
+    token = (await read(call)).resume_token
+    call.cancel()
+    call = srv.stub.WatchMessageEvents(watch_request(resume_token=token), metadata=srv.metadata())
+    assert (await read(call)).resume_token
+    call.cancel()
+    other = srv.stub.WatchMessageEvents(watch_request(), metadata=srv.metadata(srv.other_api_key))
+    other_token = (await read(other)).resume_token
+    other.cancel()
+    other = srv.stub.WatchMessageEvents(
+        watch_request(resume_token=other_token), metadata=srv.metadata(srv.other_api_key)
+    )
+    assert (await read(other)).resume_token
+    other.cancel()
+
+
 async def test_unauthenticated_watch_is_refused(server: Server) -> None:
     call = server.stub.WatchMessageEvents(watch_request())
     with pytest.raises(grpc.aio.AioRpcError) as caught:

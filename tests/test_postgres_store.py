@@ -154,11 +154,13 @@ async def test_retention_drops_whole_partitions(store: PostgresStore, url: str) 
     ready, _ = prepare(
         [event(f"m{m}-{i}", ts=now - m * 31 * DAY + i) for m in (0, 2, 3, 4) for i in range(10)]
     )
-    await store.write(tenant, ready)
+    written = await store.write(tenant, ready)
     before = await partition_names(url)
     cutoff = (now - 45 * DAY) * 1_000_000
     removed = await store.delete_before(cutoff)
     assert removed == 30
+    # Dropped with their partitions, the removed events still raise the floor.
+    assert await store.retention_floor(tenant) == max(w.id for w in written[10:])
     after = await partition_names(url)
     dropped = set(before) - set(after)
     assert len(dropped) >= 2  # months 3 and 4 are wholly before the cutoff
@@ -194,13 +196,14 @@ async def test_retention_does_not_wait_for_a_long_reader(url: str) -> None:
         tenant = await store.create_key("acme", "h")
         now = int(time.time())
         ready, _ = prepare([event(f"old{i}", ts=now - 100 * DAY + i) for i in range(20)])
-        await store.write(tenant, ready)
+        written = await store.write(tenant, ready)
         transaction = reader.transaction()
         await transaction.start()
         await reader.fetchval("SELECT count(*) FROM events")  # holds ACCESS SHARE
         started = time.monotonic()
         assert await store.delete_before((now - 50 * DAY) * 1_000_000) == 20
         assert time.monotonic() - started < 5
+        assert await store.retention_floor(tenant) == max(w.id for w in written)
         # Readers were never queued behind the DDL.
         assert await store.count(Query(tenant)) == 0
         await transaction.rollback()

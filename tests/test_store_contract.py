@@ -482,6 +482,28 @@ async def test_delete_before_removes_only_older_events(store: Store) -> None:
     assert again[0].id > max(r[1] for r in left)
 
 
+async def test_retention_records_the_highest_id_it_removed(store: Store) -> None:
+    """Per tenant: a live resume below it could have skipped a removed event."""
+    tenant = await store.create_key("acme", "hash-acme")
+    other = await store.create_key("other", "hash-other")
+    untouched = await store.create_key("third", "hash-third")
+    day = 86_400
+    now = int(time.time())
+    old = [event(f"old{i}", ts=now - 60 * day - i) for i in range(30)]
+    written = await store.write(tenant, prepare(old[:20])[0])
+    await store.write(tenant, prepare([event("new", ts=now)])[0])
+    late = await store.write(tenant, prepare([event("late-backfill", ts=now - 45 * day)])[0])
+    theirs = await store.write(other, prepare(old[20:])[0])
+    await store.write(untouched, prepare([event("n", ts=now)])[0])
+    assert [await store.retention_floor(t) for t in (tenant, other, untouched)] == [0, 0, 0]
+    assert await store.delete_before((now - 30 * day) * 1_000_000) == 31
+    assert await store.retention_floor(tenant) == late[0].id > max(w.id for w in written)
+    assert await store.retention_floor(other) == max(w.id for w in theirs)
+    assert await store.retention_floor(untouched) == 0
+    assert await store.delete_before((now - 30 * day) * 1_000_000) == 0
+    assert await store.retention_floor(tenant) == late[0].id  # never lowered
+
+
 async def test_server_retention_runs_on_start(database: str) -> None:
     first = await make_server(database)
     now = int(time.time())

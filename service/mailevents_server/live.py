@@ -84,8 +84,10 @@ def heartbeat_seconds(
     return seconds
 
 
-async def check_position(store: Store, position: int, field: str) -> None:
-    """Refuse a resume position the store has not reached: it cannot come from this store."""
+async def check_position(store: Store, tenant_id: int, position: int, field: str) -> None:
+    """Refuse a resume position that cannot deliver every event committed after it:
+    one the store has not reached (it cannot come from this store), or one
+    retention has since removed events after (they would be skipped silently)."""
     if position > (await store.watermark()).position:
         raise ServiceError(
             f"{field}: the token is ahead of this store's commits; was the database "
@@ -93,6 +95,15 @@ async def check_position(store: Store, position: int, field: str) -> None:
             "TOKEN_AHEAD_OF_STORE",
             grpc.StatusCode.FAILED_PRECONDITION,
             (Violation(field, "ahead of the store's last commit"),),
+        )
+    if position < await store.retention_floor(tenant_id):
+        raise ServiceError(
+            f"{field}: retention has removed events committed after this token's "
+            "position, so resuming would skip them. Start again without a token "
+            "(a search with follow re-reads what is still stored)",
+            "TOKEN_BEHIND_RETENTION",
+            grpc.StatusCode.FAILED_PRECONDITION,
+            (Violation(field, "older than events retention has removed"),),
         )
 
 

@@ -98,7 +98,7 @@ class MessageEventServicer:
         elif request.follow:
             start = self._codec.decode_stream(request.resume_token, "resume_token", tenant, fp)
             if isinstance(start, LivePosition):
-                await live.check_position(self._store, start.position, "resume_token")
+                await live.check_position(self._store, tenant, start.position, "resume_token")
                 live_from = start.position
             else:
                 query = dataclasses.replace(
@@ -189,7 +189,7 @@ class MessageEventServicer:
                     "SearchMessageEvents and follow",
                     "TOKEN_NOT_LIVE",
                 )
-            await live.check_position(self._store, start.position, "resume_token")
+            await live.check_position(self._store, tenant, start.position, "resume_token")
             position = start.position
         else:
             position = (await self._store.watermark()).position

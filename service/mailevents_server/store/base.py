@@ -139,6 +139,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def retention_floor(self, tenant_id: int) -> int:
+        """The highest id retention has removed from the tenant's events (0: none).
+
+        A live stream resumed from a position below it may have missed events
+        committed after that position and removed before the stream resumed:
+        the service refuses such a resume rather than skip them silently.
+        """
+
+    @abc.abstractmethod
     async def last_id(self) -> int:
         """The highest committed id: the snapshot bound for a new read.
 

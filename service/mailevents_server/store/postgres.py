@@ -71,6 +71,14 @@ CHANNEL = "mailevents_commits"
 EVENT_COLUMNS: tuple[str, ...] = ("id", "tenant_id", *DATA_COLUMNS, "data")
 _TS = DATA_COLUMNS.index("ts")
 _DELETE_BATCH = 5_000
+#: Raise each tenant's retention floor to the highest id among the rows of
+#: `source` (a table or a DELETE's RETURNING tenant_id, id) about to be gone.
+_RAISE_FLOORS = (
+    "INSERT INTO retention_floors (tenant_id, max_id) "
+    "SELECT tenant_id, max(id) FROM {source} GROUP BY tenant_id "
+    "ON CONFLICT (tenant_id) DO UPDATE "
+    "SET max_id = greatest(retention_floors.max_id, excluded.max_id)"
+)
 #: How long closing waits for connections still in use before cutting them.
 _CLOSE_SECONDS = 5.0
 #: Partitions are made on demand only for events this close to now; others
@@ -561,7 +569,9 @@ class PostgresStore(Store):
                     "SELECT ctid FROM event_keys WHERE ts < $1 LIMIT $2)) "
                     "RETURNING tenant_id, ts, id), "
                     "e AS (DELETE FROM events e USING k "
-                    "WHERE e.tenant_id = k.tenant_id AND e.ts = k.ts AND e.id = k.id RETURNING 1) "
+                    "WHERE e.tenant_id = k.tenant_id AND e.ts = k.ts AND e.id = k.id "
+                    "RETURNING e.tenant_id, e.id), "
+                    f"f AS ({_RAISE_FLOORS.format(source='e')}) "
                     "SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM e)",
                     cutoff_us,
                     _DELETE_BATCH,
@@ -580,8 +590,10 @@ class PostgresStore(Store):
         except asyncpg.LockNotAvailableError:
             log.info("partition %s busy; deleting its rows in batches instead", name)
             return await self._delete_rows(conn, name)
-        count = int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
-        await conn.execute(f"DROP TABLE {name}")
+        async with conn.transaction():
+            await conn.execute(_RAISE_FLOORS.format(source=name))
+            count = int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
+            await conn.execute(f"DROP TABLE {name}")
         self._ranges = [(p[1], p[2]) for p in await self.partitions(conn)]
         log.info("retention dropped partition %s (%d events)", name, count)
         return count
@@ -593,7 +605,8 @@ class PostgresStore(Store):
             deleted = int(
                 await conn.fetchval(
                     f"WITH d AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                    f"SELECT ctid FROM {table} LIMIT $1)) RETURNING 1) SELECT count(*) FROM d",
+                    f"SELECT ctid FROM {table} LIMIT $1)) RETURNING tenant_id, id), "
+                    f"f AS ({_RAISE_FLOORS.format(source='d')}) SELECT count(*) FROM d",
                     _DELETE_BATCH,
                 )
             )
@@ -719,6 +732,13 @@ class PostgresStore(Store):
         )
         records = await self._require_pool().fetch(text, *params.values)
         return [("" if k is None else str(k), int(n)) for k, n in records]
+
+    async def retention_floor(self, tenant_id: int) -> int:
+        pool = self._require_pool()
+        value = await pool.fetchval(
+            "SELECT max_id FROM retention_floors WHERE tenant_id = $1", tenant_id
+        )
+        return int(value or 0)
 
     async def last_id(self) -> int:
         return int(await self._require_pool().fetchval("SELECT last_id FROM mev_position"))

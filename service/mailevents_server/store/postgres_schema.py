@@ -124,4 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX events_type_name_ts ON events (tenant_id, type_name, ts, id);
     """,
+    # 3: the highest id retention has removed, per tenant (Store.retention_floor)
+    """
+    CREATE TABLE retention_floors (tenant_id bigint PRIMARY KEY, max_id bigint NOT NULL);
+    """,
 )

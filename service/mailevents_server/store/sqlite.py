@@ -407,6 +407,15 @@ class SQLiteStore(Store):
                     break
         return removed
 
+    async def retention_floor(self, tenant_id: int) -> int:
+        key = sqlite_writer.retention_floor_key(tenant_id)
+        async with (
+            self._reader() as conn,
+            conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (key,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     async def last_id(self) -> int:
         async with (
             self._reader() as conn,

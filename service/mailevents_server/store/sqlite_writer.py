@@ -274,9 +274,20 @@ def delete_batch(conn: sqlite3.Connection, tenant_id: int, cutoff_us: int) -> in
         "INSERT OR REPLACE INTO meta (key, value) "
         "SELECT 'id_floor', (SELECT max(id) FROM events) WHERE EXISTS (SELECT 1 FROM events)"
     )
-    cur = conn.execute(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events "
-        "WHERE tenant_id = ? AND ts < ? LIMIT ?)",
-        (tenant_id, cutoff_us, DELETE_BATCH),
+    # The batch is the tenant's oldest rows, in (tenant_id, ts) index order:
+    # the same rows for both statements of this transaction.
+    batch = "SELECT id FROM events WHERE tenant_id = ? AND ts < ? LIMIT ?"
+    params = (tenant_id, cutoff_us, DELETE_BATCH)
+    conn.execute(
+        "INSERT INTO meta (key, value) "
+        f"SELECT ?, m FROM (SELECT max(id) AS m FROM ({batch})) WHERE m IS NOT NULL "
+        "ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+        (retention_floor_key(tenant_id), *params),
     )
+    cur = conn.execute(f"DELETE FROM events WHERE id IN ({batch})", params)
     return int(cur.rowcount)
+
+
+def retention_floor_key(tenant_id: int) -> str:
+    """The meta row of a tenant's retention floor (see `Store.retention_floor`)."""
+    return f"retention_floor:{tenant_id}"
