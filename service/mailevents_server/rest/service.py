@@ -335,12 +335,9 @@ class Caller:
         limit: int,
         *,
         offset: int = 0,
-        batches: list[RawBatch] | None = None,
     ) -> tuple[list[ev_pb.MessageEvent], int]:
         """A page and the number of all matches, fetched concurrently."""
-        return await self.rendered_with_total(
-            query, limit, _as_read, offset=offset, batches=batches
-        )
+        return await self.rendered_with_total(query, limit, _as_read, offset=offset)
 
     async def rendered_with_total(
         self,

@@ -69,11 +69,8 @@ class SQLiteStore(Store):
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
-            check = await self._writer.run(sqlite_writer.refresh_statistics)
-            if check.analyzed:
-                log.info("refreshed the query planner's statistics of %s", self.path)
             self._next_id = await self._writer.run(sqlite_writer.highest_id) + 1
-            self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
+            await self._check_statistics()
         except BaseException:
             await self._writer.close()
             self._writer = None
@@ -277,6 +274,13 @@ class SQLiteStore(Store):
             self._statistics_task = asyncio.create_task(self._refresh_statistics())
         return results
 
+    async def _check_statistics(self) -> None:
+        """`refresh_statistics`, and when to check again."""
+        check = await self._require_writer().run(sqlite_writer.refresh_statistics)
+        if check.analyzed:
+            log.info("refreshed the query planner's statistics (%d events)", check.rows)
+        self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
+
     async def _refresh_statistics(self) -> None:
         """Keep the planner's statistics as fresh while running as at open.
 
@@ -284,10 +288,7 @@ class SQLiteStore(Store):
         one job at a time), after this commit's callers have their answer.
         """
         try:
-            check = await self._require_writer().run(sqlite_writer.refresh_statistics)
-            if check.analyzed:
-                log.info("refreshed the query planner's statistics (%d events)", check.rows)
-            self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
+            await self._check_statistics()
         except Exception:
             log.exception("refreshing the query planner's statistics failed")
             self._check_statistics_at = self._next_id + sqlite_writer.ANALYZE_FROM_ROWS
@@ -414,7 +415,7 @@ class SQLiteStore(Store):
             conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (key,)) as cur,
         ):
             row = await cur.fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return int(row[0]) if row else 0
 
     async def last_id(self) -> int:
         async with (

@@ -111,13 +111,14 @@ _SPLIT_MAX_LIMIT = 10_000
 def _splittable(predicates: tuple[Predicate, ...]) -> tuple[int, tuple[Any, ...]] | None:
     """The first IN condition `_in_by_value` can split, and its distinct values."""
     for position, pred in enumerate(predicates):
-        values = tuple(dict.fromkeys(pred.values))  # distinct: each id once
         if (
-            pred.operator == spb.OPERATOR_IN
-            and not pred.date_part
-            and pred.field.column in _ID_ORDERED
-            and 1 < len(values) <= _SPLIT_MAX_VALUES
+            pred.operator != spb.OPERATOR_IN
+            or pred.date_part
+            or pred.field.column not in _ID_ORDERED
         ):
+            continue
+        values = tuple(dict.fromkeys(pred.values))  # distinct: each id once
+        if 1 < len(values) <= _SPLIT_MAX_VALUES:
             return position, values
     return None
 
