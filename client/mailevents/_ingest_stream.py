@@ -46,7 +46,8 @@ class IngestStream:
 
     async def acknowledgements(self) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
         feeder = asyncio.create_task(self._feed())
-        acknowledged = failures = 0
+        acknowledged = 0
+        retries = self._client._retries(self._client.max_reconnects)
         try:
             while True:
                 call = self._client._service().IngestMessageEventsStream(
@@ -57,7 +58,7 @@ class IngestStream:
                 writer = asyncio.create_task(self._write(call, resend))
                 try:
                     while (response := await self._next_ack(call, writer)) is not None:
-                        failures = 0
+                        retries.progress()
                         self._unacked.popleft()
                         self._room.set()
                         response.sequence += base
@@ -67,13 +68,16 @@ class IngestStream:
                     if self._exhausted and not self._unacked:
                         return
                 except grpc.aio.AioRpcError as exc:
-                    if not _dropped(exc) or failures >= self._client.max_reconnects:
-                        raise MailEventsError.from_rpc_error(exc) from exc
+                    error = MailEventsError.from_rpc_error(exc)
+                    # Every unacknowledged batch goes again on a new stream,
+                    # whether the connection dropped or the store failed.
+                    if not _dropped(exc) or not await retries.wait(
+                        _as_unavailable(error), reached=True
+                    ):
+                        raise error from exc
                 finally:
                     writer.cancel()
                     call.cancel()
-                failures += 1
-                await asyncio.sleep(min(2.0, 0.25 * 2 ** (failures - 1)))
         finally:
             feeder.cancel()
 
@@ -142,6 +146,13 @@ class IngestStream:
             return None
         ack: pb.IngestMessageEventsStreamResponse = response
         return ack
+
+
+def _as_unavailable(error: MailEventsError) -> MailEventsError:
+    """A connection lost mid-write (a local INTERNAL, see `_dropped`) as what it is."""
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return error
+    return MailEventsError(grpc.StatusCode.UNAVAILABLE, f"connection lost ({error.message})")
 
 
 def _dropped(exc: grpc.aio.AioRpcError) -> bool:
