@@ -11,11 +11,13 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
+from factories import error_details, rich_status, search_all
 from google.rpc import error_details_pb2
 
-from factories import error_details, rich_status, search_all
+from mailevents.client import RetryNotice
 from mailevents.v1 import message_event_pb2 as pb
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
@@ -32,7 +34,18 @@ class DedicatedPostgres:
 
     def start(self) -> str:
         self.url = self._run("start").strip().splitlines()[-1]
+        # The script's server trades durability for speed (synchronous_commit
+        # off): a crash would lose commits already acknowledged. Not this one.
+        asyncio.run(self._durable())
         return self.url
+
+    async def _durable(self) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
 
     def stop(self) -> None:
         self._run("stop")
@@ -58,6 +71,18 @@ class DedicatedPostgres:
         )
         _, stderr = await process.communicate()
         assert process.returncode == 0, f"postgres.sh {command}: {stderr.decode()}"
+
+
+class Notices:
+    """A client's `on_retry`: keeps every RetryNotice, and `first` is set on the first."""
+
+    def __init__(self) -> None:
+        self.seen: list[RetryNotice] = []
+        self.first = asyncio.Event()
+
+    def __call__(self, notice: RetryNotice) -> None:
+        self.seen.append(notice)
+        self.first.set()
 
 
 def retry_delay(err: grpc.aio.AioRpcError) -> float | None:

@@ -18,10 +18,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from conftest import Server, make_server
 from factories import error_details, events
-from fault_support import assert_clean_log, assert_store_unavailable, assert_stored_once, retry_delay
+from fault_support import (
+    Notices,
+    assert_clean_log,
+    assert_store_unavailable,
+    assert_stored_once,
+    retry_delay,
+)
+
 from mailevents import MailEventsClient, MailEventsError
 from mailevents.client import RetryNotice, RetryPolicy
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -166,24 +172,23 @@ async def test_write_lock_held_past_the_deadline_is_unavailable_in_time_and_retr
         )
         assert len(page.events) == 10
 
-        notices: list[RetryNotice] = []
+        notices = Notices()
         client = MailEventsClient(
             sqlite_server.address,
             sqlite_server.api_key,
             timeout=1.5,
             retry=RetryPolicy(total=30),
-            on_retry=notices.append,
+            on_retry=notices,
         )
         async with client:
             ingest = asyncio.create_task(client.ingest(events(300, prefix="retried")))
-            while not notices:
-                await asyncio.sleep(0.05)
+            await notices.first.wait()
             other.execute("ROLLBACK")
             response = await ingest
     finally:
         other.close()
     assert response.stored + response.duplicates == 300
-    assert str(notices[0]).startswith("store unavailable, retrying in ")
+    assert str(notices.seen[0]).startswith("store unavailable, retrying in ")
     acknowledged = [f"before-{i:05d}" for i in range(10)]
     acknowledged += [r.event_id for r in response.results]
     await assert_stored_once(sqlite_server, acknowledged)

@@ -94,6 +94,11 @@ def _asyncpg_fault(exc: BaseException) -> Fault | None:
     text = str(exc).lower()
     if "connection" in text and ("closed" in text or "lost" in text):
         return Fault.TRANSIENT
+    # A query on a connection the server has just terminated can find asyncpg's
+    # protocol state confused ("cannot switch to state 12; another operation
+    # (2) is in progress", MagicStack/asyncpg#1069): the connection is gone.
+    if type(exc).__name__ == "InternalClientError" and "another operation" in text:
+        return Fault.TRANSIENT
     return None
 
 

@@ -184,7 +184,9 @@ class PostgresStore(Store):
         self.icu = await self._case_folding_collation(writer)
         self._pool = await asyncpg.create_pool(
             self.url,
-            min_size=1,
+            # No floor: asyncpg would restore it in the background after the
+            # server restarts, logging a traceback for every failed attempt.
+            min_size=0,
             max_size=self._pool_size,
             server_settings=_SESSION,
         )
