@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import asyncpg
 import grpc
 import pytest
@@ -34,6 +35,8 @@ from pgtest import fresh_database, requires_postgres
 from mailevents import MailEventsClient
 from mailevents.client import RetryNotice, RetryPolicy
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server.rest import bound_port, start_rest
+from mailevents_server.rest.tastypie import CANNED_ERROR
 
 pytestmark = requires_postgres
 
@@ -291,3 +294,70 @@ async def test_lock_held_past_the_deadline_is_unavailable_before_it(
         await assert_stored_once(srv, acknowledged)
     warnings = assert_clean_log(caplog.records)
     assert any("refused with UNAVAILABLE" in w and "deadline" in w for w in warnings)
+
+
+async def test_rest_dialects_answer_503_with_retry_after_in_their_own_shape(
+    own_postgres: DedicatedPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the store is down, each dialect says "try again later" the way a
+    client of its provider (and any HTTP proxy) understands: 503 + Retry-After,
+    in the dialect's own error JSON."""
+    caplog.set_level(logging.INFO)
+    async with own_database(own_postgres) as url, service_on(url) as srv:
+        await srv.ingest(events(5, prefix="e"))
+        runner = await start_rest(srv.channel, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{bound_port(runner)}"
+        await own_postgres.command("halt")
+        try:
+            async with aiohttp.ClientSession() as session:
+                requests = [
+                    (
+                        "GET",
+                        "/api/v1/message-events",
+                        {"headers": {"Authorization": srv.api_key}},
+                        {
+                            "errors": [
+                                {
+                                    "message": "Failed to read from database",
+                                    "description": "Please try again later.",
+                                    "code": "1501",
+                                }
+                            ]
+                        },
+                    ),
+                    (
+                        "GET",
+                        f"/api/messageevent/?username=u&api_key={srv.api_key}",
+                        {},
+                        {"error_message": CANNED_ERROR},
+                    ),
+                    (
+                        "GET",
+                        f"/v1/message/m1/events?access_token={srv.api_key}&start=2023-11-01",
+                        {},
+                        {"error": {"message": "Service unavailable"}},
+                    ),
+                    (
+                        "POST",
+                        "/api/3.0/messages/interaction-data/1",
+                        {
+                            "headers": {"Authorization": f"Bearer {srv.api_key}"},
+                            "json": {
+                                "interactionType": "sends",
+                                "fromDate": "1972-01-01",
+                                "toDate": "2023-12-31",
+                                "order": "asc",
+                            },
+                        },
+                        {"result": "error", "status": "Service unavailable", "code": 503},
+                    ),
+                ]
+                for method, path, options, expected in requests:
+                    async with session.request(method, base + path, **options) as response:
+                        assert response.status == 503, path
+                        assert int(response.headers["Retry-After"]) >= 1
+                        assert await response.json() == expected, path
+        finally:
+            await own_postgres.command("resume")
+            await runner.cleanup()
+    assert_clean_log(caplog.records)
