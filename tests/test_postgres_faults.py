@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -360,4 +364,49 @@ async def test_rest_dialects_answer_503_with_retry_after_in_their_own_shape(
         finally:
             await own_postgres.command("resume")
             await runner.cleanup()
+    assert_clean_log(caplog.records)
+
+
+async def test_cli_ingest_waits_for_the_store_and_says_so(
+    own_postgres: DedicatedPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`mailevents ingest` started while the store is down: it says it is waiting
+    ("store unavailable, retrying in 1 s"), and imports everything once it is back."""
+    caplog.set_level(logging.INFO)
+    lines = [
+        json.dumps(
+            {"type": "delivery", "event_id": f"cli-{n}", "timestamp": "2024-06-01T10:00:00Z"}
+        )
+        for n in range(3000)
+    ]
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    async with own_database(own_postgres) as url, service_on(url) as srv:
+        await own_postgres.command("halt")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("mailevents")),
+                "ingest",
+                str(source),
+                "--address",
+                srv.address,
+                "--api-key",
+                srv.api_key,
+                "--batch-size",
+                "500",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stderr is not None
+            async with asyncio.timeout(30):
+                while b"store unavailable, retrying in " not in (
+                    line := await process.stderr.readline()
+                ):
+                    assert line, "the import ended without waiting for the store"
+        finally:
+            await own_postgres.command("resume")
+        out, rest = await process.communicate()
+        assert process.returncode == 0, rest.decode()
+        assert out.decode().strip() == "3000 stored, 0 duplicates, 0 rejected"
+        await assert_stored_once(srv, [f"cli-{n}" for n in range(3000)])
     assert_clean_log(caplog.records)

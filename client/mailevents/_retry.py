@@ -65,7 +65,8 @@ class RetryNotice:
             what = "store unavailable"
         else:
             what = "server unavailable"
-        return f"{what}, retrying in {self.delay:.0f} s"
+        delay = f"{self.delay:.1f}" if self.delay < 1 else f"{self.delay:.0f}"
+        return f"{what}, retrying in {delay} s"
 
 
 class Retries:
@@ -80,7 +81,9 @@ class Retries:
     ) -> None:
         self._policy = policy
         self._on_retry = on_retry
-        self._max_attempts = max_attempts
+        #: Retries in a row at most for a failure the server did not ask to be
+        #: retried (a dropped connection); None: the time budget alone.
+        self.max_attempts = max_attempts
         self.attempts = 0
         self._since: float | None = None  # when the failures since the last progress began
 
@@ -116,7 +119,7 @@ class Retries:
         """How long to wait before the next attempt, or None to give up."""
         if not self.retryable(error, reached=reached):
             return None
-        if self._max_attempts is not None and self.attempts >= self._max_attempts:
+        if self.max_attempts is not None and self.attempts >= self.max_attempts:
             # A count limit applies to dropped connections only: a server that
             # asks for a delay is up, and the time budget governs.
             if error.retry_delay is None:
