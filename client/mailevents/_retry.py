@@ -11,8 +11,9 @@ What is retried: UNAVAILABLE when the server asked for it (RetryInfo: the
 store failed for a moment) or when the server was reached before (a
 connection dropped, a server restarting); a server that was never reached
 is reported at once, since waiting would only delay "nothing listens
-there". RESOURCE_EXHAUSTED with RetryInfo (the store is full) only when the
-policy says so: it lasts until an operator acts.
+there". RESOURCE_EXHAUSTED "storage is full" is not retried: it lasts until
+an operator makes room, far beyond a retry budget, and failing at once lets
+the caller decide (`mailevents ingest` resumes from its checkpoint).
 """
 
 from __future__ import annotations
@@ -38,16 +39,13 @@ class RetryPolicy:
     since the last progress (0 turns retries off); the first wait is
     `initial` seconds, each next one `multiplier` times longer up to
     `maximum`, each with random jitter, and never shorter than the delay
-    the server asks for. With
-    `retry_storage_full`, RESOURCE_EXHAUSTED "storage is full" is retried
-    too, for producers that would rather wait for an operator than fail.
+    the server asks for.
     """
 
     total: float = 30.0
     initial: float = 0.25
     maximum: float = 5.0
     multiplier: float = 2.0
-    retry_storage_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,9 +57,7 @@ class RetryNotice:
     attempt: int  # 1 for the first retry since the last progress
 
     def __str__(self) -> str:
-        if self.error.reason == "STORAGE_FULL":
-            what = "storage full"
-        elif self.error.reason == "STORE_UNAVAILABLE":
+        if self.error.reason == "STORE_UNAVAILABLE":
             what = "store unavailable"
         else:
             what = "server unavailable"
@@ -96,8 +92,6 @@ class Retries:
         """Whether `error` is one to send again after (the budget aside)."""
         if error.code == grpc.StatusCode.UNAVAILABLE:
             return reached or error.retry_delay is not None
-        if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return self._policy.retry_storage_full and error.retry_delay is not None
         return False
 
     async def wait(self, error: MailEventsError, *, reached: bool) -> bool:
