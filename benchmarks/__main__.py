@@ -5,9 +5,11 @@ same data, because absolute numbers mean little across machines.
 
 Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
 big pages vs that stream), ingest (streaming RPC and webhook vs executemany),
-tail (live-tail latency, idle and loaded); `--store postgres` runs stream and
-postgres (the same events in a throwaway PostgreSQL beside SQLite).
-`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
+tail (live-tail latency, idle and loaded); `--store postgres` runs stream,
+postgres (the same events in a throwaway PostgreSQL beside SQLite) and fault
+(ingest through the client across a PostgreSQL crash, on a server of its own).
+`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail" or
+BENCH_ARGS="--sections fault" for the fault section alone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, ingest, rest, stream, versus
+from benchmarks import data, fault, ingest, rest, stream, versus
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
@@ -24,8 +26,9 @@ FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 
 SECTIONS = {
     "sqlite": ["stream", "rest", "ingest", "tail"],
-    "postgres": ["stream", "postgres"],
+    "postgres": ["stream", "postgres", "fault"],
 }
+ALL_SECTIONS = ("stream", "rest", "ingest", "tail", "postgres", "fault")
 
 
 def main() -> None:
@@ -40,7 +43,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        help="comma-separated, from stream,rest,ingest,tail,postgres"
+        help=f"comma-separated, from {','.join(ALL_SECTIONS)}"
         f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
         f" {','.join(SECTIONS['postgres'])})",
     )
@@ -49,8 +52,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
-    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "postgres"}:
+    if unknown := set(sections) - set(ALL_SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if sections == ["fault"]:  # needs no demo database
+        fault.bench_fault()
+        return
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
@@ -65,6 +71,8 @@ def main() -> None:
         ingest.bench_tail()
     if "postgres" in sections:
         versus.bench_postgres(path, key, new_events)
+    if "fault" in sections:
+        fault.bench_fault()
 
 
 def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:
