@@ -328,10 +328,11 @@ def _connection_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--retry-for",
         type=float,
-        default=float(os.environ.get("MAILEVENTS_RETRY_SECONDS", "30")),
+        # A string: argparse converts it like a flag's value, and reports a bad one.
+        default=os.environ.get("MAILEVENTS_RETRY_SECONDS", "30"),
         metavar="SECONDS",
         help="keep sending again for this long while the server's store is unavailable "
-        "(env MAILEVENTS_RETRY_SECONDS; 0: never; default: %(default)g)",
+        "(env MAILEVENTS_RETRY_SECONDS; 0: never; default: %(default)s)",
     )
     return options
 

@@ -142,7 +142,9 @@ class MailEventsClient:
         """One unary call; with `retry` (safe only where sending twice is), sent
         again while the server is unavailable, within the retry policy."""
         method = getattr(self._service(), method_name)
-        retries = self._retries(self.max_reconnects) if retry else None
+        # No count limit: a server that never answered is not retried at all
+        # (see `_retry`), and one that did is given the whole time budget.
+        retries = self._retries() if retry else None
         while True:
             try:
                 response = await method(request, metadata=self._metadata, timeout=self.timeout)
