@@ -39,6 +39,7 @@ from pgtest import fresh_database, requires_postgres
 from mailevents import MailEventsClient
 from mailevents.client import RetryNotice, RetryPolicy
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server.auth import KeyResolver
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.rest.tastypie import CANNED_ERROR
 
@@ -309,7 +310,10 @@ async def test_rest_dialects_answer_503_with_retry_after_in_their_own_shape(
     caplog.set_level(logging.INFO)
     async with own_database(own_postgres) as url, service_on(url) as srv:
         await srv.ingest(events(5, prefix="e"))
-        runner = await start_rest(srv.channel, "127.0.0.1", 0)
+        store = srv.running.store
+        # The webhooks as `serve` mounts them: straight into the store, with a
+        # key resolver of their own (its cache empty: the key lookup fails too).
+        runner = await start_rest(srv.channel, "127.0.0.1", 0, local=(store, KeyResolver(store)))
         base = f"http://127.0.0.1:{bound_port(runner)}"
         await own_postgres.command("halt")
         try:
@@ -356,6 +360,27 @@ async def test_rest_dialects_answer_503_with_retry_after_in_their_own_shape(
                         {"result": "error", "status": "Service unavailable", "code": 503},
                     ),
                 ]
+                requests.append(
+                    (
+                        "POST",
+                        "/webhooks/sparkpost",
+                        {
+                            "headers": {"Authorization": f"Bearer {srv.api_key}"},
+                            "json": [
+                                {
+                                    "msys": {
+                                        "message_event": {
+                                            "type": "delivery",
+                                            "event_id": "hook-1",
+                                            "timestamp": "1700000000",
+                                        }
+                                    }
+                                }
+                            ],
+                        },
+                        {"errors": [{"message": "events could not be stored now; retry later"}]},
+                    )
+                )
                 for method, path, options, expected in requests:
                     async with session.request(method, base + path, **options) as response:
                         assert response.status == 503, path

@@ -108,6 +108,11 @@ def cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+class StoreClosed(ConnectionError):
+    """The store has closed (the server is stopping): another replica, or this one
+    once restarted, takes the call."""
+
+
 class StoreTimeout(TimeoutError):
     """The store did not answer within the call's deadline (a lock, a stalled server)."""
 

@@ -43,7 +43,7 @@ async def submit(
 ) -> list[WriteResult]:
     """Queue a request and wait until it is durable (or failed)."""
     if writer is None or writer.done():
-        raise RuntimeError("store is closed")
+        raise faults.StoreClosed("store is closed")
     await queue.put(request)
     # Shielded: a caller that gives up must not cancel a commit others share.
     # Bounded by the call's deadline: a store stalled on a lock is answered

@@ -401,7 +401,7 @@ class SQLiteStore(Store):
         for tenant_id in tenants:
             while True:
                 if self._writer_task is None or self._writer_task.done():
-                    raise RuntimeError("store is closed")
+                    raise faults.StoreClosed("store is closed")
                 request = DeleteRequest(tenant_id, (), cutoff_us=cutoff_us)
                 await self._queue.put(request)
                 await asyncio.shield(request.done)
