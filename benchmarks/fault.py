@@ -80,7 +80,8 @@ class Run:
     ack_times: list[float] = field(default_factory=list)
     retries: int = 0
     crash_at: float = 0.0
-    back_at: float = 0.0  # when the restart command returned
+    down_at: float = 0.0  # the server is stopped: no commit from here on
+    back_at: float = 0.0  # the server accepts connections again
 
     @property
     def restart_seconds(self) -> float:
@@ -91,8 +92,10 @@ class Run:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def recovery(self) -> float:
-        """Seconds from the crash to the first acknowledgement after it."""
-        after = [t for t in self.ack_times if t > self.crash_at]
+        """Seconds from the crash to the first acknowledgement of a commit made
+        after it (acknowledgements on their way while the server stopped are of
+        commits made before)."""
+        after = [t for t in self.ack_times if t > self.down_at]
         return (after[0] - self.crash_at) if after else float("inf")
 
 
@@ -111,18 +114,23 @@ async def _ingest_across_a_crash(
                 return
             yield events[start : start + BATCH]
 
-    async def crash() -> None:
-        await asyncio.sleep(BEFORE_SECONDS)
-        run.crash_at = time.monotonic()
+    async def script(command: str) -> None:
         process = await asyncio.create_subprocess_exec(
             "bash",
             str(pg.SCRIPT),
-            "restart",
+            command,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
         await process.wait()
+
+    async def crash() -> None:
+        await asyncio.sleep(BEFORE_SECONDS)
+        run.crash_at = time.monotonic()
+        await script("halt")  # pg_ctl stop -m immediate
+        run.down_at = time.monotonic()
+        await script("resume")
         run.back_at = time.monotonic()
         await asyncio.sleep(AFTER_SECONDS)
         stop.set()
