@@ -10,6 +10,7 @@ import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -83,6 +84,22 @@ class Notices:
     def __call__(self, notice: RetryNotice) -> None:
         self.seen.append(notice)
         self.first.set()
+
+
+async def first_retry(notices: Notices, call: asyncio.Task[Any], within: float = 30.0) -> None:
+    """Wait until the client retries `call` once; fail (never hang) if `call`
+    ends first (with its own error, if it has one) or nothing happens in time."""
+    retried = asyncio.ensure_future(notices.first.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {retried, call}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        retried.cancel()
+    if call in done:
+        call.result()
+        raise AssertionError("the call ended without retrying")
+    assert retried in done, f"no retry within {within:g}s"
 
 
 def retry_delay(err: grpc.aio.AioRpcError) -> float | None:

@@ -33,6 +33,7 @@ from fault_support import (
     assert_clean_log,
     assert_store_unavailable,
     assert_stored_once,
+    first_retry,
 )
 from pgtest import fresh_database, requires_postgres
 
@@ -121,7 +122,7 @@ async def test_crashed_server_refuses_with_unavailable_and_clients_ride_it_out(
             notices = Notices()
             client = retrying_client(srv, notices)
             ingest = asyncio.create_task(client.ingest(events(200, prefix="waited")))
-            await notices.first.wait()
+            await first_retry(notices, ingest)
         finally:
             await own_postgres.command("resume")
         async with client:
@@ -160,7 +161,8 @@ async def test_restart_in_immediate_mode_mid_ingest_loses_nothing(
         async def slow_batches() -> AsyncIterator[list]:
             for number, batch in enumerate(batches):
                 if number > 6 and not restarted.is_set():
-                    await restarted.wait()  # the rest go while the store recovers
+                    async with asyncio.timeout(30):  # the rest go while the store recovers
+                        await restarted.wait()
                 yield batch
 
         async with retrying_client(srv, notices) as client:
@@ -288,7 +290,7 @@ async def test_lock_held_past_the_deadline_is_unavailable_before_it(
             notices = Notices()
             async with retrying_client(srv, notices, timeout=2) as client:
                 ingest = asyncio.create_task(client.ingest(events(100, prefix="retried")))
-                await notices.first.wait()
+                await first_retry(notices, ingest)
                 await transaction.rollback()
                 response = await ingest
         finally:

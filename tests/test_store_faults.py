@@ -25,6 +25,7 @@ from fault_support import (
     assert_clean_log,
     assert_store_unavailable,
     assert_stored_once,
+    first_retry,
     retry_delay,
 )
 
@@ -182,7 +183,7 @@ async def test_write_lock_held_past_the_deadline_is_unavailable_in_time_and_retr
         )
         async with client:
             ingest = asyncio.create_task(client.ingest(events(300, prefix="retried")))
-            await notices.first.wait()
+            await first_retry(notices, ingest)
             other.execute("ROLLBACK")
             response = await ingest
     finally:
