@@ -45,6 +45,11 @@ def current_tenant() -> int:
     return _tenant.get()
 
 
+def calling_tenant() -> int | None:
+    """The tenant of the call being served, or None before (or without) authentication."""
+    return _tenant.get(None)
+
+
 class KeyResolver:
     """Key -> tenant, with a short cache so a busy client costs no query per call."""
 
@@ -56,6 +61,7 @@ class KeyResolver:
         """The tenant of a gRPC call's `authorization: Bearer <key>` metadata."""
         key = _bearer(metadata)
         if key is None:
+            self._store.metrics.auth_refusals.labels("API_KEY_MISSING").inc()
             raise Unauthenticated(
                 "missing API key: send metadata 'authorization: Bearer <key>'", "API_KEY_MISSING"
             )
@@ -71,6 +77,7 @@ class KeyResolver:
             return cached[0]
         tenant = await self._store.tenant_for_key(digest)
         if tenant is None:
+            self._store.metrics.auth_refusals.labels("API_KEY_INVALID").inc()
             raise Unauthenticated("invalid API key", "API_KEY_INVALID")
         if len(self._cache) > 10_000:
             self._cache.clear()
