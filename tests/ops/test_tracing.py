@@ -1,0 +1,64 @@
+"""A REST request traced end to end: shim route → stub call → gRPC service → store,
+all under one trace id, with the W3C context carried across the gRPC hop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from mailevents_server import tracing
+from mailevents_server.server import SERVICE_NAME
+from ops.conftest import start_ops
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracing.enable(provider)
+    try:
+        yield exported
+    finally:
+        tracing.disable()
+        provider.shutdown()
+
+
+async def test_shim_grpc_and_store_spans_share_one_trace(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    running, key = await start_ops(tmp_path)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
+                headers={"Authorization": key},
+            ) as response,
+        ):
+            assert response.status == 200
+    finally:
+        await running.stop(grace=0)
+
+    spans = exporter.get_finished_spans()
+    by_name = {span.name: span for span in spans}
+    route = by_name["GET /api/v1/message-events"]
+    method = f"{SERVICE_NAME}/SearchMessageEvents"
+    client = next(s for s in spans if s.name == method and s.kind == SpanKind.CLIENT)
+    server = next(s for s in spans if s.name == method and s.kind == SpanKind.SERVER)
+    store = by_name["store.read"]
+    assert route.kind == SpanKind.SERVER
+    trace_id = route.context.trace_id
+    assert {client.context.trace_id, server.context.trace_id, store.context.trace_id} == {trace_id}
+    # The chain: route → client call → (over gRPC metadata) server call → store read.
+    assert client.parent.span_id == route.context.span_id
+    assert server.parent.span_id == client.context.span_id
+    assert server.parent.is_remote
+    assert store.parent.span_id == server.context.span_id
