@@ -66,6 +66,9 @@ class MessageEventServicer:
     ) -> None:
         self._store = store
         self._metrics = metrics or store.metrics
+        # Label lookups done once: streams count per message.
+        self._search_events = self._metrics.grpc_stream_events.labels(_SEARCH)
+        self._watch_events = self._metrics.grpc_stream_events.labels(_WATCH)
         self._codec = codec
         # Without worker processes, large batches are prepared in a thread.
         self._workers = workers or Workers(0)
@@ -138,7 +141,7 @@ class MessageEventServicer:
                             events += len(chunk)
                             batches += 1
                             # Per message (hundreds of events), not per event.
-                            self._metrics.grpc_stream_events.labels(_SEARCH).inc(len(chunk))
+                            self._search_events.inc(len(chunk))
                         if remaining == 0:
                             break
         # The history is complete up to its snapshot, unless max_events cut it short.
@@ -163,7 +166,7 @@ class MessageEventServicer:
                         yield message
                     events += count
                     batches += 1
-                    self._metrics.grpc_stream_events.labels(_SEARCH).inc(count)
+                    self._search_events.inc(count)
         elapsed = Duration()
         elapsed.FromNanoseconds(int((time.monotonic() - started) * 1e9))
         final = spb.SearchMessageEventsResponse(
@@ -219,7 +222,7 @@ class MessageEventServicer:
             async for messages, count in tail:
                 for message in messages:
                     yield message
-                self._metrics.grpc_stream_events.labels(_WATCH).inc(count)
+                self._watch_events.inc(count)
 
     async def _live_tail(
         self, spec: _LiveTail, position: int, remaining: int, *, announce: bool
