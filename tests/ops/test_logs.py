@@ -24,7 +24,7 @@ async def test_json_lines_with_access_lines_and_no_key_material(tmp_path: Path) 
     grpc_port, http_port = free_port(), free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:  # noqa: ASYNC230 - a local file, once
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
             [
                 str(MAILEVENTS),
                 *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{grpc_port}"),
