@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -105,18 +106,62 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     except ValueError as exc:
         raise SystemExit(f"error: --retention: {exc}") from None
     metrics = Metrics(tenant_label=config.metrics_tenant_label)
+    opened = store is not None
     if store is None:
         if "://" not in config.database:
             Path(config.database).parent.mkdir(parents=True, exist_ok=True)
         store = open_store(config.database, **config.store_options)
-        store.metrics = metrics
-        await store.open()
     store.metrics = metrics
     metrics.watch_store(store)
-    codec = TokenCodec(await store.secret())
     workers = Workers(default_count() if config.workers is None else config.workers, metrics)
-    servicer = MessageEventServicer(store, codec, workers, metrics)
     resolver = KeyResolver(store)
+    # The REST shim is a gRPC client like any other; in this process it
+    # reaches the service over a private unix socket, which works whatever
+    # TLS the public port uses. It listens before the store opens, so that
+    # /readyz answers 503 while migrations run instead of nothing answering.
+    private_dir = tempfile.mkdtemp(prefix="mailevents-") if config.http_address else ""
+    http: _Http | None = None
+    try:
+        if private_dir:
+            target = f"unix:{private_dir}/grpc.sock"
+            http = await _start_http(config.http_address, target, store, resolver, workers, metrics)
+        if not opened:
+            await store.open()
+        running = await _start_grpc(config, store, metrics, workers, resolver, private_dir)
+    except BaseException:
+        if http is not None:
+            await http.stop()
+        if private_dir:
+            shutil.rmtree(private_dir, ignore_errors=True)
+        workers.close()
+        raise
+    if http is not None:
+        running.http_port = http.port
+        running._stoppers.append(lambda: _remove(private_dir))
+        running._stoppers.append(http.stop)
+        http.started.set()
+    if window:
+        retention_task = asyncio.create_task(run_retention(store, window), name="retention")
+        running._stoppers.append(lambda: _cancel(retention_task))
+    try:
+        await _start_metrics(running, config.metrics_address)
+    except BaseException:
+        await running.stop(0)
+        raise
+    return running
+
+
+async def _start_grpc(
+    config: ServerConfig,
+    store: Store,
+    metrics: Metrics,
+    workers: Workers,
+    resolver: KeyResolver,
+    private_dir: str,
+) -> RunningServer:
+    """The gRPC server over an open store, SERVING."""
+    codec = TokenCodec(await store.secret())
+    servicer = MessageEventServicer(store, codec, workers, metrics)
     server = grpc.aio.server(
         interceptors=[*_observers(config, metrics), TenantInterceptor(resolver, SERVICE_NAME)],
         options=[
@@ -138,10 +183,6 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
         server,
     )
     port = _bind(server, config)
-    # The REST shim is a gRPC client like any other; in this process it
-    # reaches the service over a private unix socket, which works whatever
-    # TLS the public port uses.
-    private_dir = tempfile.mkdtemp(prefix="mailevents-") if config.http_address else ""
     if private_dir:
         server.add_insecure_port(f"unix:{private_dir}/grpc.sock")
     await server.start()
@@ -150,63 +191,60 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     running = RunningServer(server, port, store, health_servicer, metrics)
     running._stoppers.append(servicer.stop_live_streams)
     running._after_stop.append(workers.close)
-    if window:
-        retention_task = asyncio.create_task(run_retention(store, window), name="retention")
-        running._stoppers.append(lambda: _cancel(retention_task))
     log.info(
         "gRPC listening on %s (database %s)", _shown(config.grpc_address, port), config.database
     )
-    try:
-        await _start_metrics(running, config.metrics_address)
-    except BaseException:
-        await running.stop(0)
-        raise
-    if private_dir:
-        running._stoppers.append(lambda: _remove(private_dir))
-        try:
-            await _start_http(
-                running, config.http_address, f"unix:{private_dir}/grpc.sock", workers, resolver
-            )
-        except BaseException:
-            await running.stop(0)
-            raise
     return running
 
 
+@dataclass
+class _Http:
+    """The shim of `serve`: its runner, its channel to the service, and the event
+    set once the service is up (until then it answers 503)."""
+
+    runner: web.AppRunner
+    channel: grpc.aio.Channel
+    started: asyncio.Event
+    port: int
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.channel.close()
+
+
 async def _start_http(
-    running: RunningServer,
     http_address: str,
     target: str,
-    workers: Workers,
+    store: Store,
     resolver: KeyResolver,
-) -> None:
+    workers: Workers,
+    metrics: Metrics,
+) -> _Http:
     """The REST shim and webhook receivers, beside gRPC in this process: the shim
     calls the service over `target`, the webhooks write into the store."""
     host, port = split_address(http_address, "--http-address")
     channel = client_channel(target)
-    store = running.store
-    checks = [probes.service_health(channel), probes.store_answers(store.last_id)]
+    started = asyncio.Event()
+    checks = [
+        probes.started(started),
+        probes.service_health(channel),
+        probes.store_answers(store.last_id),
+    ]
     try:
-        local = (store, resolver)
         runner = await start_rest(
             channel,
             host,
             port,
             workers=workers,
-            local=local,
-            metrics=running.metrics,
+            local=(store, resolver),
+            metrics=metrics,
             checks=checks,
+            started=started,
         )
     except OSError as exc:
         await channel.close()
         raise SystemExit(f"error: cannot listen on {http_address}: {exc.strerror}") from None
-    running.http_port = bound_port(runner)
-
-    async def stop_http() -> None:
-        await runner.cleanup()
-        await channel.close()
-
-    running._stoppers.append(stop_http)
+    return _Http(runner, channel, started, bound_port(runner))
 
 
 def _observers(config: ServerConfig, metrics: Metrics) -> list[CallObserver]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.server import SERVICE_NAME, ServerConfig, client_channel, start_server
+from mailevents_server.store.sqlite import SQLiteStore
 from ops.conftest import Ops
 
 
@@ -78,3 +80,46 @@ async def test_shim_alone_is_not_ready_until_the_service_has_opened_its_store(
         await channel.close()
         if running is not None:
             await running.stop(grace=0)
+
+
+async def test_serve_answers_503_while_its_store_is_opening(tmp_path: Path) -> None:
+    """`serve` listens on the shim's port before its store opens: while migrations
+    wait (here: for another process's write lock), /readyz and the dialects say 503."""
+    database = str(tmp_path / "events.db")
+    store = SQLiteStore(database)
+    await store.open()  # an existing database, as on a restart
+    await store.close()
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    port = free_port()
+    config = ServerConfig(
+        grpc_address="127.0.0.1:0", database=database, http_address=f"127.0.0.1:{port}"
+    )
+    starting = asyncio.create_task(start_server(config))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    status, body = await get(session, base + "/readyz")
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            assert status == 503
+            assert body == {"status": "not ready", "reason": "starting: the store is not open yet"}
+            async with session.get(base + "/api/v1/message-events") as response:
+                assert response.status == 503
+                assert response.headers["Retry-After"] == "1"
+            assert (await get(session, base + "/healthz"))[0] == 200
+            assert not starting.done()
+
+            blocker.execute("ROLLBACK")
+            running = await asyncio.wait_for(starting, 30)
+            try:
+                assert await get(session, base + "/readyz") == (200, {"status": "ready"})
+            finally:
+                await running.stop(grace=0)
+    finally:
+        blocker.close()
+        if not starting.done():
+            starting.cancel()

@@ -7,6 +7,7 @@ server (`mailevents serve`) or on its own against a remote service
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -49,14 +50,18 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     checks: list[probes.Check] | None = None,
+    started: asyncio.Event | None = None,
 ) -> web.Application:
     """The shim, talking to the service over `channel` (which the caller owns and closes).
 
     Large pages are rendered with `workers`; without, the app starts its own
     and stops them on cleanup. Requests are counted in `metrics` (when given);
-    `/readyz` runs `checks` (default: the service's gRPC health).
+    `/readyz` runs `checks` (default: the service's gRPC health). Until `started`
+    is set, only the probes answer (others: 503).
     """
-    app = web.Application(middlewares=[observe, _no_leaks])
+    app = web.Application(middlewares=[observe, _no_leaks, probes.until_started])
+    if started is not None:
+        app[probes.STARTED_KEY] = started
     if workers is None:
         workers = owned_by(app)
         if metrics is not None:
@@ -82,13 +87,14 @@ async def start_rest(
     local: tuple[Store, KeyResolver] | None = None,
     metrics: Metrics | None = None,
     checks: list[probes.Check] | None = None,
+    started: asyncio.Event | None = None,
 ) -> web.AppRunner:
     """Serve the shim (and the webhook receivers) on host:port.
 
     Port 0 picks a free port; read it with `bound_port`. `local`: the store and key
     resolver of a service in this process, for the webhooks (see `webhook_ingest`).
     """
-    app = create_app(channel, workers, metrics=metrics, checks=checks)
+    app = create_app(channel, workers, metrics=metrics, checks=checks, started=started)
     if webhooks:
         from mailevents_server.webhooks import add_webhook_routes
 

@@ -28,8 +28,36 @@ Check = Callable[[], Awaitable[str | None]]
 CHECKS_KEY: web.AppKey[list[Check]] = web.AppKey("readiness_checks", list)
 
 
+PATHS = ("/healthz", "/readyz")
+STARTED_KEY: web.AppKey[asyncio.Event] = web.AppKey("started", asyncio.Event)
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+    return [web.get(PATHS[0], healthz), web.get(PATHS[1], readyz)]
+
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def until_started(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Before the service is up (its store opening), every route but the probes
+    answers 503 with Retry-After: the shim listens early so that /readyz can say so."""
+    started = request.app.get(STARTED_KEY)
+    if started is not None and not started.is_set() and request.path not in PATHS:
+        response = json_response({"error": "the service is starting; retry shortly"}, status=503)
+        response.headers["Retry-After"] = "1"
+        return response
+    return await handler(request)
+
+
+def started(event: asyncio.Event) -> Check:
+    """Not ready until `event` is set (the service has opened its store)."""
+
+    async def check() -> str | None:
+        return None if event.is_set() else "starting: the store is not open yet"
+
+    return check
 
 
 async def healthz(request: web.Request) -> web.Response:
