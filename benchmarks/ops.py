@@ -22,7 +22,6 @@ from benchmarks.ingest import fresh_sqlite
 from benchmarks.process import ServerProcess
 from mailevents.v1 import message_event_pb2 as pb
 
-
 #: Passes over the whole store per server; the best one counts (a pass is short,
 #: and the machine's other load only ever slows one down).
 STREAM_PASSES = 3
