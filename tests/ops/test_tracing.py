@@ -3,6 +3,8 @@ all under one trace id, with the W3C context carried across the gRPC hop."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from mailevents_server import tracing
+from mailevents_server.logs import JsonFormatter
 from mailevents_server.server import SERVICE_NAME
 from ops.conftest import start_ops
 
@@ -34,6 +37,12 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 async def test_shim_grpc_and_store_spans_share_one_trace(
     tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+    access = logging.getLogger("mailevents.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
     running, key = await start_ops(tmp_path)
     try:
         async with (
@@ -46,6 +55,8 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
             assert response.status == 200
     finally:
         await running.stop(grace=0)
+        access.removeHandler(handler)
+        access.setLevel(logging.NOTSET)
 
     spans = exporter.get_finished_spans()
     by_name = {span.name: span for span in spans}
@@ -62,3 +73,13 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
     assert server.parent.span_id == client.context.span_id
     assert server.parent.is_remote
     assert store.parent.span_id == server.context.span_id
+    # The access lines of the route and of its calls carry the trace id.
+    logged = [json.loads(line) for line in lines]
+    hex_id = format(trace_id, "032x")
+    assert {
+        line.get("route") or line.get("method") for line in logged if line.get("trace_id") == hex_id
+    } == {
+        "/api/v1/message-events",
+        "/" + method,
+        f"/{SERVICE_NAME}/CountMessageEvents",  # the dialect's total
+    }
