@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import grpc
 import pytest
+from live_support import MAILEVENTS, create_keys, free_port
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server import tracing
 from mailevents_server.logs import JsonFormatter
 from mailevents_server.server import SERVICE_NAME
@@ -83,3 +90,38 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
         "/" + method,
         f"/{SERVICE_NAME}/CountMessageEvents",  # the dialect's total
     }
+
+
+async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) -> None:
+    """`OTEL_TRACES_EXPORTER=console` and `OTEL_SERVICE_NAME`, read by `mailevents serve`."""
+    database = str(tmp_path / "events.db")
+    (key,) = await create_keys(database, "acme")
+    port = free_port()
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "mailevents-under-test",
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
+        [
+            str(MAILEVENTS),
+            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
+            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await channel.channel_ready()
+            await sgrpc.MessageEventServiceStub(channel).ListMessageEvents(
+                spb.ListMessageEventsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    text = out.decode()
+    assert f'"name": "{SERVICE_NAME}/ListMessageEvents"' in text
+    assert '"name": "store.page"' in text
+    assert '"service.name": "mailevents-under-test"' in text
