@@ -57,11 +57,14 @@ class KeyResolver:
         self._store = store
         self._cache: dict[str, tuple[int, float]] = {}
 
+    def refused(self, reason: str) -> None:
+        """Count a call refused for `reason` (an `Unauthenticated` reason) in the metrics."""
+        self._store.metrics.auth_refusals.labels(reason).inc()
+
     async def tenant(self, metadata: Any) -> int:
         """The tenant of a gRPC call's `authorization: Bearer <key>` metadata."""
         key = _bearer(metadata)
         if key is None:
-            self._store.metrics.auth_refusals.labels("API_KEY_MISSING").inc()
             raise Unauthenticated(
                 "missing API key: send metadata 'authorization: Bearer <key>'", "API_KEY_MISSING"
             )
@@ -77,7 +80,6 @@ class KeyResolver:
             return cached[0]
         tenant = await self._store.tenant_for_key(digest)
         if tenant is None:
-            self._store.metrics.auth_refusals.labels("API_KEY_INVALID").inc()
             raise Unauthenticated("invalid API key", "API_KEY_INVALID")
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -160,6 +162,8 @@ class _Guard:
         except grpc.aio.AbortError:
             raise  # the handler already chose its status
         except ServiceError as err:
+            if isinstance(err, Unauthenticated):
+                self._resolver.refused(err.reason)
             await context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
         except Exception:
             log.exception("unexpected error in %s", self._method)

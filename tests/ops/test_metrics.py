@@ -127,7 +127,14 @@ async def test_webhook_ingest_counts_by_provider(ops: Ops) -> None:
         ops.http + "/webhooks/sparkpost", json=body, headers={"Authorization": f"Bearer {ops.key}"}
     ) as r:
         assert r.status == 200, await r.text()
+    url = ops.http + "/webhooks/sparkpost"
+    async with ops.session.post(url, json=body, headers={"Authorization": "Bearer mek_x"}) as r:
+        assert r.status == 401
+    async with ops.session.post(url, json=body) as r:
+        assert r.status == 401
     m = await ops.scrape()
+    assert value(m, "mailevents_auth_refusals_total", reason="API_KEY_INVALID") == 1
+    assert value(m, "mailevents_auth_refusals_total", reason="API_KEY_MISSING") == 1
     path = "webhook_sparkpost"
     assert value(m, "mailevents_ingest_events_total", path=path, outcome="stored") == 1
     assert value(m, "mailevents_ingest_ack_seconds_count", path=path) == 1
