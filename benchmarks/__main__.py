@@ -5,7 +5,8 @@ same data, because absolute numbers mean little across machines.
 
 Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
 big pages vs that stream), ingest (streaming RPC and webhook vs executemany),
-tail (live-tail latency, idle and loaded); `--store postgres` runs stream and
+tail (live-tail latency, idle and loaded), metrics (throughput with /metrics
+off and on, alternating); `--store postgres` runs stream and
 postgres (the same events in a throwaway PostgreSQL beside SQLite).
 `--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
 """
@@ -16,14 +17,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, ingest, rest, stream, versus
+from benchmarks import data, ingest, ops, rest, stream, versus
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 
 
 SECTIONS = {
-    "sqlite": ["stream", "rest", "ingest", "tail"],
+    "sqlite": ["stream", "rest", "ingest", "tail", "metrics"],
     "postgres": ["stream", "postgres"],
 }
 
@@ -40,16 +41,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        help="comma-separated, from stream,rest,ingest,tail,postgres"
+        help="comma-separated, from stream,rest,ingest,tail,metrics,postgres"
         f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
         f" {','.join(SECTIONS['postgres'])})",
     )
     parser.add_argument(
         "--ingest-events", type=int, default=50_000, help="new events per ingest measurement"
     )
+    parser.add_argument(
+        "--metrics-rounds", type=int, default=5, help="alternating off/on rounds for metrics"
+    )
     args = parser.parse_args()
     sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
-    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "postgres"}:
+    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "metrics", "postgres"}:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
     path, key = data.database_for(args.events)
@@ -57,12 +61,14 @@ def main() -> None:
     figures = bench_stream(path, key, args.events) if "stream" in sections else {}
     if "rest" in sections:
         bench_rest(path, key, figures)
-    needs_new = {"ingest", "postgres"} & set(sections)
+    needs_new = {"ingest", "postgres", "metrics"} & set(sections)
     new_events = ingest.demo_events(args.ingest_events, seed=11) if needs_new else []
     if "ingest" in sections:
         ingest.bench_ingest(new_events)
     if "tail" in sections:
         ingest.bench_tail()
+    if "metrics" in sections:
+        ops.bench_metrics(path, key, new_events, args.metrics_rounds)
     if "postgres" in sections:
         versus.bench_postgres(path, key, new_events)
 

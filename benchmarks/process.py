@@ -23,9 +23,11 @@ def free_port() -> int:
 class ServerProcess:
     """`mailevents serve` on a free loopback port, for as long as the `with` lasts."""
 
-    def __init__(self, database: Path | str, *, http: bool = False) -> None:
+    def __init__(self, database: Path | str, *, http: bool = False, metrics: bool = False) -> None:
         self.port = free_port()
         self.http_port = free_port() if http else 0
+        #: With `metrics`, /metrics is served (and everything counted) on this port.
+        self.metrics_port = free_port() if metrics else 0
         self.address = f"127.0.0.1:{self.port}"
         self._args = [
             str(Path(sys.executable).parent / "mailevents"),
@@ -36,6 +38,8 @@ class ServerProcess:
             str(database),
             "--http-address",
             f"127.0.0.1:{self.http_port}" if http else "",
+            "--metrics-address",
+            f"127.0.0.1:{self.metrics_port}" if metrics else "",
             "--log-level",
             "warning",
         ]

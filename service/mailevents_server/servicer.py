@@ -22,10 +22,11 @@ from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
 
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import live, wire
+from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
 from mailevents_server.ingest import Rejection
+from mailevents_server.metrics import Metrics
 from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
@@ -36,6 +37,8 @@ from mailevents_server.workers import Workers
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
 SERVICE_NAME = SERVICE.full_name
+_SEARCH = f"/{SERVICE_NAME}/SearchMessageEvents"
+_WATCH = f"/{SERVICE_NAME}/WatchMessageEvents"
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10_000
@@ -54,8 +57,18 @@ _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, v
 
 
 class MessageEventServicer:
-    def __init__(self, store: Store, codec: TokenCodec, workers: Workers | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        codec: TokenCodec,
+        workers: Workers | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics or store.metrics
+        # Label lookups done once: streams count per message.
+        self._search_events = self._metrics.grpc_stream_events.labels(_SEARCH)
+        self._watch_events = self._metrics.grpc_stream_events.labels(_WATCH)
         self._codec = codec
         # Without worker processes, large batches are prepared in a thread.
         self._workers = workers or Workers(0)
@@ -111,21 +124,26 @@ class MessageEventServicer:
         events = batches = 0
         if live_from is None:
             reads = self._store.read(query, batch_size, limit=request.max_events or None)
-            async with contextlib.aclosing(reads):  # type: ignore[type-var]
-                async for rows in reads:
-                    if remaining >= 0:
-                        rows = rows[:remaining]
-                        remaining -= len(rows)
-                    for chunk in _chunks(rows):
-                        last = chunk[-1]
-                        token = self._codec.encode(
-                            Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
-                        )
-                        yield _events_bytes(chunk, mask) + wire.length_delimited(2, token.encode())
-                        events += len(chunk)
-                        batches += 1
-                    if remaining == 0:
-                        break
+            with tracing.span("store.read"):
+                async with contextlib.aclosing(reads):  # type: ignore[type-var]
+                    async for rows in reads:
+                        if remaining >= 0:
+                            rows = rows[:remaining]
+                            remaining -= len(rows)
+                        for chunk in _chunks(rows):
+                            last = chunk[-1]
+                            token = self._codec.encode(
+                                Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
+                            )
+                            yield _events_bytes(chunk, mask) + wire.length_delimited(
+                                2, token.encode()
+                            )
+                            events += len(chunk)
+                            batches += 1
+                            # Per message (hundreds of events), not per event.
+                            self._search_events.inc(len(chunk))
+                        if remaining == 0:
+                            break
         # The history is complete up to its snapshot, unless max_events cut it short.
         complete = remaining != 0
         # Resumed straight into the live part: no seam message will give the token.
@@ -148,6 +166,7 @@ class MessageEventServicer:
                         yield message
                     events += count
                     batches += 1
+                    self._search_events.inc(count)
         elapsed = Duration()
         elapsed.FromNanoseconds(int((time.monotonic() - started) * 1e9))
         final = spb.SearchMessageEventsResponse(
@@ -200,9 +219,10 @@ class MessageEventServicer:
             announce=True,
         )
         async with contextlib.aclosing(tail):  # type: ignore[type-var]
-            async for messages, _count in tail:
+            async for messages, count in tail:
                 for message in messages:
                     yield message
+                self._watch_events.inc(count)
 
     async def _live_tail(
         self, spec: _LiveTail, position: int, remaining: int, *, announce: bool
@@ -288,14 +308,16 @@ class MessageEventServicer:
         fp = fingerprint(request.query)
         query = await self._position(query, request.page_token, "page_token", fp)
 
-        rows = await self._store.page(query, page_size + 1)
+        with tracing.span("store.page"):
+            rows = await self._store.page(query, page_size + 1)
         out = [_events_bytes(rows[:page_size], mask)]
         if len(rows) > page_size:
             last = rows[page_size - 1]
             token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
             out.append(wire.length_delimited(2, token.encode()))
         if request.include_total_size:
-            total = await self._store.count(dataclasses.replace(query, after=None))
+            with tracing.span("store.count"):
+                total = await self._store.count(dataclasses.replace(query, after=None))
             if total:
                 out.append(_TOTAL_SIZE_TAG + wire.varint(total))
         return b"".join(out)
@@ -316,7 +338,8 @@ class MessageEventServicer:
             violations.append(Violation("event_id", "must not be empty"))
         if violations:
             raise _invalid_request(violations)
-        row = await self._store.get(current_tenant(), id=request.id, event_id=request.event_id)
+        with tracing.span("store.get"):
+            row = await self._store.get(current_tenant(), id=request.id, event_id=request.event_id)
         if row is None:
             what = f"id {request.id}" if which == "id" else f"event_id {request.event_id!r}"
             raise NotFound(f"no event with {what}", "EVENT_NOT_FOUND")
@@ -338,9 +361,11 @@ class MessageEventServicer:
             request.max_buckets, "max_buckets", DEFAULT_BUCKETS, MAX_BUCKETS, violations
         )
         query = compile_query(request.query, current_tenant(), extra=violations)
-        response = spb.CountMessageEventsResponse(total=await self._store.count(query))
+        with tracing.span("store.count"):
+            response = spb.CountMessageEventsResponse(total=await self._store.count(query))
         for group in request.group_by:
-            buckets = await self._store.group_counts(query, group, time_zone, max_buckets)
+            with tracing.span("store.group_counts"):
+                buckets = await self._store.group_counts(query, group, time_zone, max_buckets)
             response.groups.add(
                 group_by=group,
                 buckets=[spb.CountBucket(key=k, count=n) for k, n in buckets],
@@ -352,12 +377,16 @@ class MessageEventServicer:
     async def IngestMessageEvents(
         self, request: spb.IngestMessageEventsRequest, context: grpc.aio.ServicerContext
     ) -> spb.IngestMessageEventsResponse:
+        received = time.perf_counter()
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
             raise invalid("events", f"send 1 to {MAX_INGEST} events per request, not {count}")
+        tenant = current_tenant()
         ready, rejected = await prepare_batch(self._workers, request.events, request)
-        written = await self._store.write(current_tenant(), ready)
+        with tracing.span("store.write", {"events": len(ready)}):
+            written = await self._store.write(tenant, ready)
         results, stored = _ingest_results(written, rejected)
+        self._counted("unary", received, stored, len(written) - stored, len(rejected), tenant)
         return spb.IngestMessageEventsResponse(
             results=results,
             stored=stored,
@@ -386,6 +415,14 @@ class MessageEventServicer:
                     raise item
                 written = await item.write
                 results, stored = _ingest_results(written, item.rejected)
+                self._counted(
+                    "stream",
+                    item.received,
+                    stored,
+                    len(written) - stored,
+                    len(item.rejected),
+                    tenant,
+                )
                 yield spb.IngestMessageEventsStreamResponse(
                     sequence=item.sequence,
                     batch_id=item.batch_id,
@@ -408,6 +445,7 @@ class MessageEventServicer:
         sequence = 0
         try:
             async for request in requests:
+                received = time.perf_counter()
                 await window.acquire()
                 count = len(request.events)
                 if count > MAX_INGEST:
@@ -423,7 +461,9 @@ class MessageEventServicer:
                 # Retrieved here too, so that a stream gone before its
                 # acknowledgement leaves no "exception never retrieved".
                 write.add_done_callback(_retrieve)
-                accepted.put_nowait(_StreamBatch(sequence, request.batch_id, rejected, write))
+                accepted.put_nowait(
+                    _StreamBatch(sequence, request.batch_id, rejected, write, received)
+                )
                 sequence += 1
         except Exception as exc:  # the sender raises it after the acknowledgements before
             accepted.put_nowait(exc)
@@ -431,6 +471,13 @@ class MessageEventServicer:
             accepted.put_nowait(None)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _counted(
+        self, path: str, received: float, stored: int, dupes: int, rejected: int, tenant: int
+    ) -> None:
+        """One acknowledged ingest batch in the metrics: outcomes and receipt-to-ack time."""
+        self._metrics.count_ingest(path, stored, dupes, rejected, tenant)
+        self._metrics.ingest_ack_seconds.labels(path).observe(time.perf_counter() - received)
 
     async def _position(self, query: Query, token: str, field: str, fp: bytes) -> Query:
         """Continue from a token, or pin a new read to the store as it is now."""
@@ -461,6 +508,7 @@ class _StreamBatch:
     batch_id: str
     rejected: list[Rejection]
     write: asyncio.Future[list[WriteResult]]
+    received: float  # perf_counter() when the batch arrived
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
