@@ -10,6 +10,7 @@ WHERE clause or a dropped index that turns a plan into a scan fails here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -283,6 +284,11 @@ WHOLE_TENANT: dict[str, tuple[str, list[Any]]] = {
     "newest first, first page": sqlite_sql.select(_query(), limit=1000),
     "oldest first": sqlite_sql.select(_query(descending=False)),
     "by id (Tastypie)": sqlite_sql.select(_query(by_id=True, descending=False), limit=21),
+    # Deep offset pages: the skip is an OFFSET over the same index read.
+    "newest first, skipped": sqlite_sql.select(_query(skip=3000), limit=1000),
+    "by id (Tastypie), skipped": sqlite_sql.select(
+        _query(by_id=True, descending=False, skip=3000), limit=1000
+    ),
 }
 
 
@@ -297,6 +303,15 @@ def test_a_whole_tenant_is_read_in_index_order(any_db: sqlite3.Connection, shape
     assert not [d for d in plan if "TEMP B-TREE" in d or d.startswith("SCAN events")], shown
     index = "events_tenant" if "by id" in shape else "events_ts"
     assert index in plan[0], shown
+    if "skipped" in shape:
+        assert sql.endswith(" OFFSET ?") and params[-1] == 3000, shown
+
+
+def test_a_skip_returns_the_rows_an_offset_would(db: sqlite3.Connection) -> None:
+    for base in (_query(), _query(by_id=True, descending=False), _query(**_window())):
+        every = db.execute(*sqlite_sql.select(base)).fetchall()
+        sql, params = sqlite_sql.select(dataclasses.replace(base, skip=1234), limit=50)
+        assert db.execute(sql, params).fetchall() == every[1234:1284]
 
 
 def test_the_plan_check_detects_a_missing_index(tmp_path: Path, db: sqlite3.Connection) -> None:

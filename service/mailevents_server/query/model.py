@@ -49,3 +49,6 @@ class Query:
     #: Snapshot bound: only events with id <= max_id (ids grow in commit
     #: order), so that paging sees the store as it was on the first page.
     max_id: int | None = None
+    #: Matching rows to step over (after `after`) before the first one read:
+    #: an offset page's skip, done by the store over its index (AIP-158).
+    skip: int = 0

@@ -119,6 +119,14 @@ def compile_query(
     )
 
 
+def check_skip(skip: int, out: list[Violation], field: str = "skip") -> int:
+    """A request's `skip`, or a violation when it is negative."""
+    if skip < 0:
+        out.append(Violation(field, "must not be negative"))
+        return 0
+    return skip
+
+
 def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicate | None:
     before = len(out)
     field = BY_NAME.get(cond.field)

@@ -125,10 +125,30 @@ def select(
 ) -> tuple[str, list[Any]]:
     params = Params()
     clause = where(query, params, icu=icu)
+    if query.skip:
+        clause += f" AND {_past_skip(query, params, icu)}"
     sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
     if limit is not None:
         sql += f" LIMIT {params.add(limit)}"
     return sql, params.values
+
+
+def _past_skip(query: Query, params: Params, icu: str) -> str:
+    """Only rows beyond the `skip`-th match: a keyset bound found by an inner OFFSET.
+
+    The inner read selects the key columns only, so PostgreSQL steps over the
+    skipped rows in the index that gives the order (index-only where the
+    visibility map allows) instead of fetching each skipped row's event. When
+    fewer rows match, the bound is NULL and no row passes it: an empty page.
+    """
+    clause = where(query, params, icu=icu)
+    op = "<" if query.descending else ">"
+    columns = "id" if query.by_id else "ts, id"
+    inner = (
+        f"SELECT {columns} FROM events WHERE {clause} {order_by(query)} "
+        f"OFFSET {params.add(query.skip - 1)} LIMIT 1"
+    )
+    return f"({columns}) {op} ({inner})"
 
 
 def predicate(pred: Predicate, params: Params, *, icu: str = DEFAULT_ICU) -> str:

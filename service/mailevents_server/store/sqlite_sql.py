@@ -94,9 +94,14 @@ def select(query: Query, limit: int | None = None) -> tuple[str, list[Any]]:
         return split
     clause, params = where(query)
     sql = f"SELECT ts, id, data FROM events WHERE {clause} {order_by(query)}"
-    if limit is not None:
+    if limit is not None or query.skip:
         sql += " LIMIT ?"
-        params.append(limit)
+        params.append(-1 if limit is None else limit)
+    if query.skip:
+        # SQLite applies OFFSET before it reads a row's columns: a skipped row
+        # costs a step over the index that gives the order, not a row read.
+        sql += " OFFSET ?"
+        params.append(query.skip)
     return sql, params
 
 
@@ -134,7 +139,7 @@ def _in_by_value(query: Query, limit: int | None) -> tuple[str, list[Any]] | Non
     and stops after `limit` ids; the ids are merged, cut to `limit`, and only
     those rows are fetched. Fast whether the values are rare or common.
     """
-    if limit is None or limit > _SPLIT_MAX_LIMIT or not query.by_id:
+    if limit is None or limit + query.skip > _SPLIT_MAX_LIMIT or not query.by_id:
         return None
     found = _splittable(query.predicates)
     if found is None:
@@ -149,9 +154,10 @@ def _in_by_value(query: Query, limit: int | None) -> tuple[str, list[Any]] | Non
         predicates = (*query.predicates[:position], one, *query.predicates[position + 1 :])
         clause, args = where(dataclasses.replace(query, predicates=predicates))
         branches.append(f"SELECT id FROM (SELECT id FROM events WHERE {clause} {order} LIMIT ?)")
-        params += [*args, limit]
-    ids = f"SELECT id FROM ({' UNION ALL '.join(branches)}) {order} LIMIT ?"
-    return f"SELECT ts, id, data FROM events WHERE id IN ({ids}) {order}", [*params, limit]
+        params += [*args, limit + query.skip]
+    ids = f"SELECT id FROM ({' UNION ALL '.join(branches)}) {order} LIMIT ? OFFSET ?"
+    sql = f"SELECT ts, id, data FROM events WHERE id IN ({ids}) {order}"
+    return sql, [*params, limit, query.skip]
 
 
 def select_after(query: Query, position: int, limit: int) -> tuple[str, list[Any]]:
