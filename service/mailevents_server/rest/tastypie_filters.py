@@ -73,36 +73,56 @@ ALIASES: Mapping[str, str] = {"bulk_email_id": "bulk_email", "send_email_id": "s
 #: Meta.ordering.
 ORDERING = ("event_timestamp", "id")
 
-#: Django's QUERY_TERMS: a trailing bit that is one of these is the lookup type.
-QUERY_TERMS = frozenset(
+#: Resource fields with no model attribute (`get_field` raises FieldDoesNotExist).
+NO_ATTRIBUTE = frozenset({"resource_uri"})
+
+#: The lookups Django (4.2) registers on every model field, ForeignKey and
+#: AutoField included: `field.get_lookups()`. Tastypie takes a trailing bit as
+#: the lookup type only when it is one of the field's own lookups.
+FIELD_LOOKUPS = frozenset(
     {
         "exact",
         "iexact",
-        "contains",
-        "icontains",
         "gt",
         "gte",
         "lt",
         "lte",
         "in",
+        "contains",
+        "icontains",
         "startswith",
         "istartswith",
         "endswith",
         "iendswith",
         "range",
-        "year",
-        "month",
-        "day",
-        "week_day",
-        "hour",
-        "minute",
-        "second",
         "isnull",
-        "search",
         "regex",
         "iregex",
     }
 )
+#: A DateTimeField's lookups add its transforms.
+DATETIME_LOOKUPS = FIELD_LOOKUPS | frozenset(
+    {
+        "year",
+        "iso_year",
+        "month",
+        "day",
+        "week",
+        "week_day",
+        "iso_week_day",
+        "quarter",
+        "hour",
+        "minute",
+        "second",
+        "date",
+        "time",
+    }
+)
+
+
+def _lookups(name: str) -> frozenset[str]:
+    return DATETIME_LOOKUPS if name == "event_timestamp" else FIELD_LOOKUPS
+
 
 #: The MessageEvent field behind each filterable resource field.
 STORE_FIELD: Mapping[str, str] = {
@@ -188,7 +208,9 @@ def build_filters(params: MultiMapping[str]) -> Filters:
         bits = bits[1:]
         if name not in FIELDS:
             continue  # "It's not a field we know about. Move along citizen."
-        filter_type = bits.pop() if bits and bits[-1] in QUERY_TERMS else "exact"
+        if name in NO_ATTRIBUTE:
+            raise BadRequest(f"The '{name}' field is not a valid field name")
+        filter_type = bits.pop() if bits and bits[-1] in _lookups(name) else "exact"
         _check_filtering(name, filter_type, bits)
         value: Any = _to_python(params.getall(key)[-1])
         if filter_type == "in":
