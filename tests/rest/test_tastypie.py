@@ -170,6 +170,34 @@ async def test_paging_returns_every_event_once(shim: Any) -> None:
     assert seen == sorted(r.id for r in response.results)
 
 
+async def test_a_walk_by_next_links_while_events_arrive_returns_each_earlier_event_once(
+    shim: Any,
+) -> None:
+    # Newest first: every new event lands before the walk's position, and a
+    # pure OFFSET would hand the rows it pushes down out again on the next page.
+    response = await shim.server.ingest(
+        [event(at=f"2024-05-01T10:{i // 2:02d}:00") for i in range(47)]
+    )
+    minute = {r.id: i // 2 for i, r in enumerate(response.results)}
+    before = set(minute)
+    seen: list[int] = []
+    url = f"{LIST}?api_key={shim.server.api_key}&username=u&limit=10&order_by=-event_timestamp"
+    n = 0
+    while url:
+        status, body, _ = await shim.get(url)
+        assert status == 200, body
+        seen += [obj["id"] for obj in body["objects"]]
+        url = body["meta"]["next"]
+        await shim.server.ingest(
+            [event(at="2024-05-02T00:00:00", event_id=f"new{n}"), event(at="2024-04-01T00:00:00")]
+        )
+        n += 1
+    assert len(seen) == len(set(seen))  # nothing repeated
+    assert before <= set(seen)  # nothing that was there skipped
+    earlier = [i for i in seen if i in before]
+    assert earlier == sorted(before, key=lambda i: (-minute[i], -i))
+
+
 # ---------------------------------------------------------------- filters
 
 
