@@ -348,6 +348,8 @@ async def test_main_query_shapes_use_indexes(store: PostgresStore, url: str) -> 
         # Deep offset pages: the skip is a keyset bound found by an inner OFFSET.
         "newest, skipped": _q(tenant, max_id=3000, skip=2000),
         "by id, skipped": _q(tenant, by_id=True, descending=False, max_id=3000, skip=2000),
+        "mixed": _q(tenant, max_id=3000, mixed=True),
+        "mixed, next page": _q(tenant, after=(mid, 1500), max_id=3000, mixed=True),
     }
     conn = await asyncpg.connect(url)
     try:
@@ -364,6 +366,10 @@ async def test_main_query_shapes_use_indexes(store: PostgresStore, url: str) -> 
             assert "Seq Scan" not in found, f"{name}:\n{found}"
             if name == "type name":  # Tastypie's event_name: found by its own index
                 assert re.search(r"Index Cond: .*type_name", found), found
+            if name.startswith("mixed"):  # only runs of equal timestamps are sorted
+                assert "Incremental Sort" in found and not _SORT.search(
+                    found.replace("Incremental Sort", "")
+                ), f"{name}:\n{found}"
             if name.endswith("skipped"):
                 assert text.count("OFFSET") == 1, text
                 assert "Limit" in found and "InitPlan" in found, f"{name}:\n{found}"

@@ -292,6 +292,30 @@ WHOLE_TENANT: dict[str, tuple[str, list[Any]]] = {
 }
 
 
+#: Mixed directions (Tastypie's order_by=-event_timestamp&order_by=id), first
+#: and deep pages: the index gives the timestamps, only runs of equal ones sort.
+MIXED: dict[str, tuple[str, list[Any]]] = {
+    "newest first, ids up": sqlite_sql.select(_query(mixed=True), limit=1000),
+    "oldest first, ids down, page n": sqlite_sql.select(
+        _query(descending=False, mixed=True, after=(T0_US + 2500 * MINUTE_US, 2501)), limit=1000
+    ),
+    "newest first, ids up, skipped": sqlite_sql.select(_query(mixed=True, skip=3000), limit=1000),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MIXED))
+def test_a_mixed_order_sorts_only_runs_of_equal_timestamps(
+    any_db: sqlite3.Connection, shape: str
+) -> None:
+    sql, params = MIXED[shape]
+    plan = _plan(any_db, sql, params)
+    shown = f"{sql}\n" + "\n".join(plan)
+    assert "events_ts" in plan[0] and not plan[0].startswith("SCAN events"), shown
+    assert [d for d in plan if "TEMP B-TREE" in d] == ["USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"]
+    if "page n" in shape:
+        assert "ts<?" in plan[0] or "ts>?" in plan[0], shown
+
+
 @pytest.mark.parametrize("shape", sorted(WHOLE_TENANT))
 def test_a_whole_tenant_is_read_in_index_order(any_db: sqlite3.Connection, shape: str) -> None:
     # The first events come at once, with no sort of every event first: the

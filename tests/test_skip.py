@@ -28,6 +28,8 @@ ORDERS = [
     spb.ORDER_TIMESTAMP_ASC,
     spb.ORDER_ID_ASC,
     spb.ORDER_ID_DESC,
+    spb.ORDER_TIMESTAMP_DESC_ID_ASC,
+    spb.ORDER_TIMESTAMP_ASC_ID_DESC,
 ]
 
 
@@ -87,6 +89,42 @@ async def test_skip_is_an_offset_in_every_order(srv: Server) -> None:
                 metadata=srv.metadata(),
             )
             assert event_ids(after.events) == everything[8:13]
+
+
+@pytest.mark.parametrize(
+    ("order", "ts_descending", "id_descending"),
+    [
+        (spb.ORDER_TIMESTAMP_DESC_ID_ASC, True, False),
+        (spb.ORDER_TIMESTAMP_ASC_ID_DESC, False, True),
+    ],
+)
+async def test_mixed_orders_are_keyset_orders(
+    srv: Server, order: int, ts_descending: bool, id_descending: bool
+) -> None:
+    await srv.ingest(_events())
+    q = query(order=order)
+    found = await search_all(srv, q)
+    stored = {ev.event_id: ev for ev in await search_all(srv, query(order=spb.ORDER_ID_ASC))}
+    ids = list(stored)  # in id order
+
+    def key(event_id: str) -> tuple[int, int]:
+        seconds = stored[event_id].timestamp.seconds
+        position = ids.index(event_id)
+        return (-seconds if ts_descending else seconds, -position if id_descending else position)
+
+    assert event_ids(found) == sorted(stored, key=key)
+    # Page tokens continue in the same order, across runs of equal timestamps.
+    paged, token = [], ""
+    while True:
+        page = await srv.stub.ListMessageEvents(
+            spb.ListMessageEventsRequest(query=q, page_size=7, page_token=token),
+            metadata=srv.metadata(),
+        )
+        paged += event_ids(page.events)
+        token = page.next_page_token
+        if not token:
+            break
+    assert paged == event_ids(found)
 
 
 async def test_negative_skip_is_refused(srv: Server) -> None:

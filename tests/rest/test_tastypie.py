@@ -127,6 +127,53 @@ async def test_natural_order_is_store_id_not_timestamp(shim: Any) -> None:
     assert [obj["id"] for obj in body["objects"]] == ids
 
 
+def django_order(rows: list[tuple[int, str]], order_by: list[str]) -> list[int]:
+    """Rows (id, timestamp) sorted as Django's order_by(*order_by) sorts them.
+
+    Python's sort is stable: sorting by each key from the last to the first
+    sorts by the first, then the next among its ties, and so on.
+    """
+    out = list(rows)
+    for key in reversed(order_by):
+        column = 0 if key.lstrip("-") == "id" else 1
+        out.sort(key=lambda row: row[column], reverse=key.startswith("-"))
+    return [row[0] for row in out]
+
+
+@pytest.mark.parametrize(
+    "order_by",
+    [
+        ["-event_timestamp", "id"],
+        ["event_timestamp", "-id"],
+        ["-event_timestamp", "-id"],
+        ["event_timestamp", "id"],
+        ["id", "-event_timestamp"],
+        ["-id", "event_timestamp"],
+        ["-event_timestamp", "event_timestamp", "id"],
+        ["event_timestamp", "event_timestamp", "-id"],
+    ],
+)
+async def test_several_order_by_sort_by_each_in_turn(shim: Any, order_by: list[str]) -> None:
+    # Runs of equal timestamps, each run ingested out of time order.
+    stamps = [f"2024-05-01T10:{(i * 7) % 5:02d}:00" for i in range(23)]
+    response = await shim.server.ingest([event(at=at) for at in stamps])
+    rows = [(r.id, at) for r, at in zip(response.results, stamps, strict=True)]
+    expected = django_order(rows, order_by)
+    ordering = "&".join(f"order_by={key}" for key in order_by)
+    url = f"{LIST}?api_key={shim.server.api_key}&username=u&limit=4&{ordering}"
+    seen: list[int] = []
+    while url:  # page by page: each follow-on page resumes in the same order
+        status, body, _ = await shim.get(url)
+        assert status == 200, body
+        seen += [obj["id"] for obj in body["objects"]]
+        url = body["meta"]["next"]
+    assert seen == expected
+    _, body, _ = await shim.get(
+        f"{LIST}?api_key={shim.server.api_key}&username=u&limit=5&offset=13&{ordering}"
+    )
+    assert [obj["id"] for obj in body["objects"]] == expected[13:18]  # a deep page alone
+
+
 @pytest.mark.parametrize(
     ("query", "limit"),
     [("limit=0", 1000), ("limit=5000", 1000), ("limit=%205%20", 5), ("limit=%2B3", 3)],

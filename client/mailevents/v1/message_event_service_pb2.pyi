@@ -49,6 +49,8 @@ class Order(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_TIMESTAMP_ASC: _ClassVar[Order]
     ORDER_ID_ASC: _ClassVar[Order]
     ORDER_ID_DESC: _ClassVar[Order]
+    ORDER_TIMESTAMP_DESC_ID_ASC: _ClassVar[Order]
+    ORDER_TIMESTAMP_ASC_ID_DESC: _ClassVar[Order]
 
 class GroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -93,6 +95,8 @@ ORDER_TIMESTAMP_DESC: Order
 ORDER_TIMESTAMP_ASC: Order
 ORDER_ID_ASC: Order
 ORDER_ID_DESC: Order
+ORDER_TIMESTAMP_DESC_ID_ASC: Order
+ORDER_TIMESTAMP_ASC_ID_DESC: Order
 GROUP_BY_UNSPECIFIED: GroupBy
 GROUP_BY_TYPE: GroupBy
 GROUP_BY_CAMPAIGN: GroupBy

@@ -43,6 +43,8 @@ class Query:
     descending: bool = True
     #: Order by id (commit order) instead of (timestamp, id).
     by_id: bool = False
+    #: With (timestamp, id): ties on timestamp go by id in the other direction.
+    mixed: bool = False
     #: Keyset position (timestamp_us, id): only events strictly beyond it in
     #: the query's order. How paging and stream resumption work, never OFFSET.
     after: tuple[int, int] | None = None

@@ -114,8 +114,10 @@ def compile_query(
         predicates=tuple(predicates),
         start_us=start_us,
         end_us=end_us,
-        descending=request.order not in (spb.ORDER_TIMESTAMP_ASC, spb.ORDER_ID_ASC),
+        descending=request.order
+        not in (spb.ORDER_TIMESTAMP_ASC, spb.ORDER_ID_ASC, spb.ORDER_TIMESTAMP_ASC_ID_DESC),
         by_id=request.order in (spb.ORDER_ID_ASC, spb.ORDER_ID_DESC),
+        mixed=request.order in (spb.ORDER_TIMESTAMP_DESC_ID_ASC, spb.ORDER_TIMESTAMP_ASC_ID_DESC),
     )
 
 

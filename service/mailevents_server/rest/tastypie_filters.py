@@ -382,14 +382,18 @@ def _parse_date(text: str) -> date | None:
 def apply_sorting(params: MultiMapping[str]) -> int:
     """The service order for `order_by` (or the deprecated `sort_by`).
 
-    Without it: ascending id, the messageevent resource's natural order. Only
-    the first order_by decides; ties are always broken by id in the same
-    direction, which is what `order_by=event_timestamp&order_by=id` asks for.
+    Without it: ascending id, the messageevent resource's natural order.
+    Several `order_by` sort by each in turn, as Django's `order_by(*fields)`:
+    `-event_timestamp&id` breaks timestamp ties by ascending id. Since ids are
+    unique, nothing after an `id` key changes the order, and a repeated
+    timestamp key changes nothing either; ties left open (a lone timestamp
+    key) go by id in the same direction.
     """
     name = "order_by" if "order_by" in params else "sort_by" if "sort_by" in params else None
     if name is None:
         return ORDER_ID_ASC
-    chosen: int | None = None
+    keys: list[tuple[str, bool]] = []
+    transformed = False
     for item in params.getall(name):
         bits = item.split("__")
         descending = bits[0].startswith("-")
@@ -398,14 +402,25 @@ def apply_sorting(params: MultiMapping[str]) -> int:
             raise BadRequest(f"No matching '{field_name}' field for ordering on.")
         if field_name not in ORDERING:
             raise BadRequest(f"The '{field_name}' field does not allow ordering.")
-        if len(bits) > 1:
-            raise ServerFault("order_by through a transform")
-        if chosen is None:
-            if field_name == "id":
-                chosen = ORDER_ID_DESC if descending else ORDER_ID_ASC
-            else:
-                chosen = pb.ORDER_TIMESTAMP_DESC if descending else pb.ORDER_TIMESTAMP_ASC
-    return ORDER_ID_ASC if chosen is None else chosen
+        # Tastypie passes `field__x` on to Django, which fails only on evaluation.
+        transformed = transformed or len(bits) > 1
+        keys.append((field_name, descending))
+    if transformed:
+        raise ServerFault("order_by through a transform")
+    return _order(keys)
+
+
+def _order(keys: list[tuple[str, bool]]) -> int:
+    """The keyset order that sorts as Django would by these (field, descending) keys."""
+    if not keys:
+        return ORDER_ID_ASC
+    first, descending = keys[0]
+    if first == "id":
+        return ORDER_ID_DESC if descending else ORDER_ID_ASC
+    ties = next((desc for field_name, desc in keys[1:] if field_name == "id"), descending)
+    if ties == descending:
+        return pb.ORDER_TIMESTAMP_DESC if descending else pb.ORDER_TIMESTAMP_ASC
+    return pb.ORDER_TIMESTAMP_DESC_ID_ASC if descending else pb.ORDER_TIMESTAMP_ASC_ID_DESC
 
 
 ORDER_ID_ASC: int = pb.ORDER_ID_ASC

@@ -70,6 +70,11 @@ def where(
         if query.by_id:
             parts.append("id < ?" if query.descending else "id > ?")
             params.append(query.after[1])
+        elif query.mixed:
+            # Written so that the timestamp bound is an index range.
+            ts_op, id_op = ("<", ">") if query.descending else (">", "<")
+            parts.append(f"ts {ts_op}= ? AND (ts {ts_op} ? OR id {id_op} ?)")
+            params.extend((query.after[0], query.after[0], query.after[1]))
         else:
             parts.append("(ts, id) < (?, ?)" if query.descending else "(ts, id) > (?, ?)")
             params.extend(query.after)
@@ -84,6 +89,9 @@ def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
     if query.by_id:
         return f"ORDER BY id {direction}"
+    if query.mixed:
+        # The index gives the timestamps; only each run of equal ones is sorted.
+        return f"ORDER BY ts {direction}, id {'ASC' if query.descending else 'DESC'}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 
