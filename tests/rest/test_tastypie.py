@@ -338,6 +338,10 @@ async def test_filters(tp: Events, query: str, expected: list[str]) -> None:
             "'date' is not an allowed filter on the 'event_timestamp' field.",
         ),
         ("event_name__search=x", "The 'event_name' field does not support relations."),
+        (
+            "bulk_email__contains=1",
+            "Lookups are not allowed more than one level deep on the 'bulk_email' field.",
+        ),
         ("event_name__gt=a", "'gt' is not an allowed filter on the 'event_name' field."),
         ("bulk_email__gte=1", "'gte' is not an allowed filter on the 'bulk_email' field."),
         ("event_timestamp__in=x", "'in' is not an allowed filter on the 'event_timestamp' field."),

@@ -76,9 +76,9 @@ ORDERING = ("event_timestamp", "id")
 #: Resource fields with no model attribute (`get_field` raises FieldDoesNotExist).
 NO_ATTRIBUTE = frozenset({"resource_uri"})
 
-#: The lookups Django (4.2) registers on every model field, ForeignKey and
-#: AutoField included: `field.get_lookups()`. Tastypie takes a trailing bit as
-#: the lookup type only when it is one of the field's own lookups.
+#: The lookups Django (4.2) registers on every model field (`get_lookups()`).
+#: Tastypie takes a trailing bit as the lookup type only when it is one of the
+#: field's own lookups.
 FIELD_LOOKUPS = frozenset(
     {
         "exact",
@@ -120,7 +120,13 @@ DATETIME_LOOKUPS = FIELD_LOOKUPS | frozenset(
 )
 
 
+#: A ForeignKey's own lookups replace the field ones.
+RELATED_LOOKUPS = frozenset({"exact", "gt", "gte", "in", "isnull", "lt", "lte"})
+
+
 def _lookups(name: str) -> frozenset[str]:
+    if name in RELATED:
+        return RELATED_LOOKUPS
     return DATETIME_LOOKUPS if name == "event_timestamp" else FIELD_LOOKUPS
 
 
