@@ -73,8 +73,9 @@ ALIASES: Mapping[str, str] = {"bulk_email_id": "bulk_email", "send_email_id": "s
 #: Meta.ordering.
 ORDERING = ("event_timestamp", "id")
 
-#: Resource fields with no model attribute (`get_field` raises FieldDoesNotExist).
-NO_ATTRIBUTE = frozenset({"resource_uri"})
+#: Resource fields with no model attribute (`get_field` raises FieldDoesNotExist):
+#: `_extra` is always `{}` in the seed, a computed field rather than a column.
+NO_ATTRIBUTE = frozenset({"resource_uri", "_extra"})
 
 #: The lookups Django (4.2) registers on every model field (`get_lookups()`).
 #: Tastypie takes a trailing bit as the lookup type only when it is one of the
