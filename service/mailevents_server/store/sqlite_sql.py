@@ -125,9 +125,15 @@ def _past_skip(query: Query) -> tuple[str, list[Any]]:
     page's own query costs about twice as much, measured on 1M events). When
     fewer rows match, the bound is NULL and no row passes it: an empty page.
     """
-    clause, params = where(query)
     columns = "id" if query.by_id else "ts, id"
-    inner = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)} LIMIT 1 OFFSET ?"
+    table = "events"
+    whole_tenant = query.by_id and not query.predicates and query.start_us is query.end_us is None
+    if whole_tenant:
+        # A tenant in id order (Tastypie's walk): the snapshot bound as a range
+        # of the (tenant_id) index, not a test of every skipped entry (3x faster).
+        table = "events INDEXED BY events_tenant"
+    clause, params = where(query, snapshot_range=whole_tenant)
+    inner = f"SELECT {columns} FROM {table} WHERE {clause} {order_by(query)} LIMIT 1 OFFSET ?"
     op = "<" if query.descending else ">"
     return f"({columns}) {op} ({inner})", [*params, query.skip - 1]
 
