@@ -136,8 +136,10 @@ class MessageEventServicer:
                         break
         # The history is complete up to its snapshot, unless max_events cut it short.
         complete = remaining != 0
-        if not complete and not request.resume_token and last_row is not None:
-            self._walks.ended_at(tenant, fp, skip + request.max_events, last_row)
+        if request.max_events and not request.resume_token:
+            # Also after a short or empty page: the store may have grown past
+            # it by the time the client asks for the next offset.
+            self._walks.ended_at(tenant, fp, skip + request.max_events, last_row, query)
         # Resumed straight into the live part: no seam message will give the token.
         resumed_live = live_from is not None
         if request.follow and complete:
@@ -302,10 +304,11 @@ class MessageEventServicer:
 
         rows = await self._store.page(query, page_size + 1)
         out = [_events_bytes(rows[:page_size], mask)]
+        if not request.page_token:
+            last_row = rows[:page_size][-1] if rows else None
+            self._walks.ended_at(tenant, fp, skip + page_size, last_row, query)
         if len(rows) > page_size:
             last = rows[page_size - 1]
-            if not request.page_token:
-                self._walks.ended_at(tenant, fp, skip + page_size, last)
             token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
             out.append(wire.length_delimited(2, token.encode()))
         if request.include_total_size:

@@ -102,9 +102,23 @@ class OffsetWalks:
                 return dataclasses.replace(query, after=position)
         return dataclasses.replace(query, skip=skip)
 
-    def ended_at(self, tenant: int, fp: bytes, offset: int, last: tuple[int, int, bytes]) -> None:
-        """Remember that the page of this query ending at `offset` ended on row `last`."""
-        self.positions.put((tenant, fp, offset), (last[0], last[1]))
+    def ended_at(
+        self,
+        tenant: int,
+        fp: bytes,
+        offset: int,
+        last: tuple[int, int, bytes] | None,
+        query: Query,
+    ) -> None:
+        """Remember where the page of this query ending at `offset` ended.
+
+        On its last row; or, when it had none, where it began if that was a
+        remembered position (a walk past the end stays at the end).
+        """
+        if last is not None:
+            self.positions.put((tenant, fp, offset), (last[0], last[1]))
+        elif query.after is not None:
+            self.positions.put((tenant, fp, offset), query.after)
 
     async def total(
         self,
