@@ -151,6 +151,8 @@ class ServeProcess:
                     self.address,
                     "--http-address",
                     "",
+                    "--metrics-address",
+                    "",
                     "--log-level",
                     "warning",
                 ],

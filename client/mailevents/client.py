@@ -466,14 +466,20 @@ class MailEventsClient:
         page_size: int = 0,
         page_token: str = "",
         include_total_size: bool = False,
+        skip: int = 0,
     ) -> pb.ListMessageEventsResponse:
-        """One page of matching events; pass `next_page_token` back, with the same query."""
+        """One page of matching events; pass `next_page_token` back, with the same query.
+
+        `skip` steps over that many matches first (from the token's position
+        when there is one), at about the cost of a page.
+        """
         request = pb.ListMessageEventsRequest(
             query=query,
             read_mask=_field_mask(read_mask),
             page_size=page_size,
             page_token=page_token,
             include_total_size=include_total_size,
+            skip=skip,
         )
         response: pb.ListMessageEventsResponse = await self._unary("ListMessageEvents", request)
         return response

@@ -52,12 +52,21 @@ def current_tenant() -> int:
     return _tenant.get()
 
 
+def calling_tenant() -> int | None:
+    """The tenant of the call being served, or None before (or without) authentication."""
+    return _tenant.get(None)
+
+
 class KeyResolver:
     """Key -> tenant, with a short cache so a busy client costs no query per call."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._cache: dict[str, tuple[int, float]] = {}
+
+    def refused(self, reason: str) -> None:
+        """Count a call refused for `reason` (an `Unauthenticated` reason) in the metrics."""
+        self._store.metrics.auth_refusals.labels(reason).inc()
 
     async def tenant(self, metadata: Any) -> int:
         """The tenant of a gRPC call's `authorization: Bearer <key>` metadata."""
@@ -161,6 +170,8 @@ class _Guard:
         except grpc.aio.AbortError:
             raise  # the handler already chose its status
         except ServiceError as err:
+            if isinstance(err, Unauthenticated):
+                self._resolver.refused(err.reason)
             await context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
         except Exception as exc:
             refusal = store_refusal(exc)

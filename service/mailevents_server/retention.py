@@ -38,7 +38,13 @@ def parse_duration(text: str) -> float:
 async def run_once(store: Store, window_seconds: float) -> int:
     """Delete what is older than the window now; returns how many events went."""
     cutoff_us = int((time.time() - window_seconds) * 1_000_000)
-    removed = await store.delete_before(cutoff_us)
+    try:
+        removed = await store.delete_before(cutoff_us)
+    except Exception:
+        store.metrics.retention_runs.labels("error").inc()
+        raise
+    store.metrics.retention_runs.labels("ok").inc()
+    store.metrics.retention_deleted.inc(removed)
     if removed:
         log.info("retention removed %d events older than %.0fs", removed, window_seconds)
     return removed

@@ -150,7 +150,8 @@ class IntoStore:
     async def store(self, key: str, body: bytes, convert: Converter) -> Stored:
         try:
             tenant = await self._resolver.tenant_for_key(key)
-        except Unauthenticated:
+        except Unauthenticated as err:
+            self._resolver.refused(err.reason)
             raise Refused(401, "invalid API key") from None
         except Exception as exc:
             faults.log_failure(log, "webhook batch not stored: the key could not be looked up", exc)

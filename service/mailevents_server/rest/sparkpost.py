@@ -169,8 +169,10 @@ async def message_events(request: web.Request) -> web.Response:
     return _results_response(results, total, _page_links(request, search, page, total))
 
 
-def _results_response(results: bytes, total: int, links: list[dict[str, str]]) -> web.Response:
-    """`{"results": [...], "total_count": N, "links": [...]}` around rendered results."""
+def _results_response(
+    results: bytes, total: int, links: list[dict[str, str]] | dict[str, str]
+) -> web.Response:
+    """`{"results": [...], "total_count": N, "links": ...}` around rendered results."""
     body = b"".join(
         (
             b'{"results":',
@@ -226,26 +228,21 @@ async def events_message(request: web.Request) -> web.Response:
         (events, next_token), total = await _gather_page(caller, search, token, batches)
     except ServiceError as failure:
         return service_failure(failure, search)
-    pinned = [
-        *_filter_pairs(request),
-        ("from", search.from_text),
-        ("to", search.to_text),
-        ("timezone", search.timezone),
-        ("per_page", str(search.per_page)),
-    ]
-    links = [
-        {
-            "href": f"{EVENTS_MESSAGE_PATH}?{_query_string([*pinned, ('cursor', 'initial')])}",
-            "rel": "first",
-        }
-    ]
+    # The Events API's envelope: `links` is an object whose `next` is the path
+    # of the next page (cursor and per_page first, then the request's filters
+    # and its window pinned), and is left out on the last page. Clients stop
+    # when `links.next` is missing (`result.dig('links', 'next')`).
+    links: dict[str, str] = {}
     if next_token:
-        links.append(
-            {
-                "href": f"{EVENTS_MESSAGE_PATH}?{_query_string([*pinned, ('cursor', next_token)])}",
-                "rel": "next",
-            }
-        )
+        pairs = [
+            ("cursor", next_token),
+            ("per_page", str(search.per_page)),
+            *_filter_pairs(request),
+            ("from", search.from_text),
+            ("to", search.to_text),
+            ("timezone", search.timezone),
+        ]
+        links["next"] = f"{EVENTS_MESSAGE_PATH}?{_query_string(pairs)}"
     results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
     return _results_response(results, total, links)
 

@@ -278,6 +278,17 @@ class PostgresStore(Store):
         )
         return "default"
 
+    def pools(self) -> dict[str, asyncpg.Pool]:
+        """The open connection pools by name, for the pool metrics."""
+        named = {"queries": self._pool, "streams": self._stream_pool}
+        return {name: pool for name, pool in named.items() if pool is not None}
+
+    async def database_bytes(self) -> int:
+        """The database's size on disk, for the size metric (read at scrape time)."""
+        return int(
+            await self._require_pool().fetchval("SELECT pg_database_size(current_database())")
+        )
+
     def _require_pool(self) -> BoundedPool:
         """The pool for short queries, each bounded by the deadline of the call it serves."""
         if self._pool is None:
@@ -348,6 +359,7 @@ class PostgresStore(Store):
             self._queue,
             self._commit,
             committed=lambda: self._commits.publish(self._written_position),
+            metrics=lambda: self.metrics,
         )
 
     async def _writer_connection(self) -> asyncpg.Connection:

@@ -105,6 +105,10 @@ def where(query: Query, params: Params, *, keyset: bool = True, icu: str = DEFAU
         op = "<" if query.descending else ">"
         if query.by_id:
             parts.append(f"id {op} {params.add(query.after[1])}")
+        elif query.mixed:
+            ts, event_id = params.add(query.after[0]), params.add(query.after[1])
+            id_op = ">" if query.descending else "<"
+            parts.append(f"ts {op}= {ts} AND (ts {op} {ts} OR id {id_op} {event_id})")
         else:
             position = f"({params.add(query.after[0])}, {params.add(query.after[1])})"
             parts.append(f"(ts, id) {op} {position}")
@@ -117,6 +121,9 @@ def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
     if query.by_id:
         return f"ORDER BY id {direction}"
+    if query.mixed:
+        # An incremental sort over the (tenant_id, ts, id) index: runs of equal ts.
+        return f"ORDER BY ts {direction}, id {'ASC' if query.descending else 'DESC'}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 
@@ -125,10 +132,33 @@ def select(
 ) -> tuple[str, list[Any]]:
     params = Params()
     clause = where(query, params, icu=icu)
+    if query.skip and not query.mixed:
+        clause += f" AND {_past_skip(query, params, icu)}"
     sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
     if limit is not None:
         sql += f" LIMIT {params.add(limit)}"
+    if query.skip and query.mixed:
+        # No row comparison gives a mixed order's bound: a plain OFFSET.
+        sql += f" OFFSET {params.add(query.skip)}"
     return sql, params.values
+
+
+def _past_skip(query: Query, params: Params, icu: str) -> str:
+    """Only rows beyond the `skip`-th match: a keyset bound found by an inner OFFSET.
+
+    The inner read selects the key columns only, so PostgreSQL steps over the
+    skipped rows in the index that gives the order (index-only where the
+    visibility map allows) instead of fetching each skipped row's event. When
+    fewer rows match, the bound is NULL and no row passes it: an empty page.
+    """
+    clause = where(query, params, icu=icu)
+    op = "<" if query.descending else ">"
+    columns = "id" if query.by_id else "ts, id"
+    inner = (
+        f"SELECT {columns} FROM events WHERE {clause} {order_by(query)} "
+        f"OFFSET {params.add(query.skip - 1)} LIMIT 1"
+    )
+    return f"({columns}) {op} ({inner})"
 
 
 def predicate(pred: Predicate, params: Params, *, icu: str = DEFAULT_ICU) -> str:

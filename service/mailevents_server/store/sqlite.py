@@ -265,6 +265,7 @@ class SQLiteStore(Store):
             self._queue,
             self._commit,
             committed=lambda: self._commits.publish(self._next_id - 1),
+            metrics=lambda: self.metrics,
             failed=self._reload_next_id,
         )
 
@@ -281,6 +282,7 @@ class SQLiteStore(Store):
         check = await self._require_writer().run(sqlite_writer.refresh_statistics)
         if check.analyzed:
             log.info("refreshed the query planner's statistics (%d events)", check.rows)
+            self.metrics.statistics_refreshes.inc()
         self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
 
     async def _refresh_statistics(self) -> None:
