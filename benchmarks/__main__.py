@@ -7,9 +7,11 @@ Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
 big pages vs that stream), walks (deep offset pages and whole walks of the
 offset and cursor dialects vs their first pages), ingest (streaming RPC and
 webhook vs executemany), tail (live-tail latency, idle and loaded), metrics
-(throughput with /metrics off and on, alternating); `--store postgres` runs stream and
-postgres (the same events in a throwaway PostgreSQL beside SQLite).
-`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
+(throughput with /metrics off and on, alternating); `--store postgres` runs stream,
+postgres (the same events in a throwaway PostgreSQL beside SQLite) and fault
+(ingest through the client across a PostgreSQL crash, on a server of its own).
+`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail" or
+BENCH_ARGS="--sections fault" for the fault section alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, ingest, ops, rest, stream, versus, walks
+from benchmarks import data, fault, ingest, ops, rest, stream, versus, walks
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
@@ -26,8 +28,9 @@ FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 
 SECTIONS = {
     "sqlite": ["stream", "rest", "walks", "ingest", "tail", "metrics"],
-    "postgres": ["stream", "postgres"],
+    "postgres": ["stream", "postgres", "fault"],
 }
+ALL_SECTIONS = ("stream", "rest", "walks", "ingest", "tail", "metrics", "postgres", "fault")
 
 
 def main() -> None:
@@ -42,7 +45,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        help="comma-separated, from stream,rest,walks,ingest,tail,metrics,postgres"
+        help=f"comma-separated, from {','.join(ALL_SECTIONS)}"
         f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
         f" {','.join(SECTIONS['postgres'])})",
     )
@@ -54,9 +57,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
-    known = {"stream", "rest", "walks", "ingest", "tail", "metrics", "postgres"}
-    if unknown := set(sections) - known:
+    if unknown := set(sections) - set(ALL_SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if sections == ["fault"]:  # needs no demo database
+        fault.bench_fault()
+        return
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
@@ -77,6 +82,8 @@ def main() -> None:
         ops.bench_metrics(path, key, new_events, args.metrics_rounds)
     if "postgres" in sections:
         versus.bench_postgres(path, key, new_events)
+    if "fault" in sections:
+        fault.bench_fault()
 
 
 def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition
+from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/v1/message/{message_id}/events"
 PARAMS = ("access_token", "start", "end", "tags")
@@ -178,6 +178,9 @@ async def message_events(request: web.Request) -> web.StreamResponse:
     except ServiceError as failure:
         if failure.unauthenticated:
             return invalid_token()
+        if failure.retry_after is not None:
+            unavailable = json_response({"error": {"message": "Service unavailable"}})
+            return retry_later(unavailable, failure)
         return json_response({"error": {"message": "Internal error"}}, status=500)
 
 

@@ -10,6 +10,7 @@ a filter means; the server's query core does.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -75,20 +76,44 @@ class Violation:
 class ServiceError(Exception):
     """A failed call, reduced to what a dialect needs to render its error."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[Violation] = ()):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        violations: Sequence[Violation] = (),
+        retry_delay: float | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.violations = tuple(violations)
+        #: The server's RetryInfo delay, in seconds (None when it sent none).
+        self.retry_delay = retry_delay
 
     @property
     def unauthenticated(self) -> bool:
         return self.code in _AUTH_CODES
 
+    @property
+    def retry_after(self) -> str | None:
+        """The `Retry-After` seconds for a 503 when the failure is one to retry
+        later (the store unavailable, or full), None otherwise.
+
+        UNAVAILABLE is always worth a retry: a dropped connection to the
+        service says so too. RESOURCE_EXHAUSTED only when the server said
+        when (storage full), not gRPC's own "message too large".
+        """
+        if self.code == grpc.StatusCode.UNAVAILABLE:
+            return str(max(1, math.ceil(self.retry_delay or 1)))
+        if self.code == grpc.StatusCode.RESOURCE_EXHAUSTED and self.retry_delay is not None:
+            return str(max(1, math.ceil(self.retry_delay)))
+        return None
+
     @classmethod
     def from_rpc(cls, err: grpc.aio.AioRpcError) -> ServiceError:
         """Decode the rich status (BadRequest details) a grpc.aio error carries."""
         violations: list[Violation] = []
+        retry_delay: float | None = None
         for key, value in err.trailing_metadata() or ():
             if key != "grpc-status-details-bin" or not isinstance(value, bytes):
                 continue
@@ -100,7 +125,19 @@ class ServiceError(Exception):
                     violations.extend(
                         Violation(v.field, v.description) for v in bad.field_violations
                     )
-        return cls(err.code(), err.details() or "", violations)
+                elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    retry_delay = info.retry_delay.ToNanoseconds() / 1e9
+        return cls(err.code(), err.details() or "", violations, retry_delay)
+
+
+def retry_later(response: web.Response, failure: ServiceError) -> web.Response:
+    """`response` as a 503 with Retry-After, for a dialect's error body when the
+    service is unavailable or its storage full: clients and proxies retry a 503."""
+    response.set_status(503)
+    response.headers["Retry-After"] = failure.retry_after or "1"
+    return response
 
 
 def condition(

@@ -25,7 +25,7 @@ from mailevents.v1.message_event_pb2 import MessageEvent
 
 from . import render
 from .jsonbody import dumps, json_response
-from .service import SERVICE_KEY, Caller, RawBatch, ServiceError
+from .service import SERVICE_KEY, Caller, RawBatch, ServiceError, retry_later
 from .sparkpost_params import (
     LIST_PARAMS,
     SCALAR_PARAMS,
@@ -112,9 +112,10 @@ def service_failure(failure: ServiceError, search: Search) -> web.Response:
             else:
                 errors.append(ParamError(violation.field, violation.description))
         return param_errors(errors or [ParamError("", failure.message)])
-    return errors_response(
+    response = errors_response(
         500, [("Failed to read from database", "Please try again later.", CODE_READ_FAILED)]
     )
+    return response if failure.retry_after is None else retry_later(response, failure)
 
 
 async def _caller_or_error(
