@@ -19,10 +19,10 @@ from mailevents_server.query.fields import (
     BY_NAME,
     DATE_PART_OPERATORS,
     OPERATORS,
-    SINGLE_VALUE,
     Kind,
 )
 from mailevents_server.query.model import Predicate, Query, Value
+from mailevents_server.query.operators import SINGLE_VALUE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -26,17 +26,10 @@ from typing import Any
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
+from mailevents_server.query.operators import BY_VALUE, Match, Shape
 
 #: The ICU collation used for case folding when the server has it.
 DEFAULT_ICU = "und-x-icu"
-
-_CMP: dict[int, str] = {
-    spb.OPERATOR_EXACT: "=",
-    spb.OPERATOR_GT: ">",
-    spb.OPERATOR_GTE: ">=",
-    spb.OPERATOR_LT: "<",
-    spb.OPERATOR_LTE: "<=",
-}
 
 _ARRAY_TYPE = {
     Kind.TEXT: "text[]",
@@ -181,34 +174,25 @@ def predicate(pred: Predicate, params: Params, *, icu: str = DEFAULT_ICU) -> str
         return "(" + " OR ".join(f"strpos({col}, {params.add(t)}) > 0" for t in tags) + ")"
     if kind is Kind.BOOL:
         values = [int(bool(v)) for v in values]
-    if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
+    spec = BY_VALUE[op]
+    if spec.shape is not Shape.TEXT:
         return _compare(col, op, values, _ARRAY_TYPE[kind], params)
     text = str(values[0])
-    insensitive = op in (
-        spb.OPERATOR_IEXACT,
-        spb.OPERATOR_ICONTAINS,
-        spb.OPERATOR_ISTARTS_WITH,
-        spb.OPERATOR_IENDS_WITH,
-    )
-    if not text and op not in (
-        spb.OPERATOR_IEXACT,
-        spb.OPERATOR_CONTAINS,
-        spb.OPERATOR_ICONTAINS,
-    ):
+    if not text and spec.empty_means_not_null:
         return f"{col} IS NOT NULL"
     mark = params.add(text)
-    if insensitive:
+    if spec.ignore_case:
         target = f'lower({col} COLLATE "{icu}")'
         needle = f'lower({mark}::text COLLATE "{icu}")'
     else:
         target, needle = col, f"{mark}::text"
-    if op == spb.OPERATOR_IEXACT:
+    if spec.match is Match.WHOLE:
         return f"{target} = {needle}"
-    if op in (spb.OPERATOR_CONTAINS, spb.OPERATOR_ICONTAINS):
+    if spec.match is Match.CONTAINS:
         return f"strpos({target}, {needle}) > 0"
-    if op in (spb.OPERATOR_STARTS_WITH, spb.OPERATOR_ISTARTS_WITH):
+    if spec.match is Match.PREFIX:
         return f"starts_with({target}, {needle})"
-    if op in (spb.OPERATOR_ENDS_WITH, spb.OPERATOR_IENDS_WITH):
+    if spec.match is Match.SUFFIX:
         return f"right({target}, length({needle})) = {needle}"
     raise AssertionError(f"operator {op} reached the PostgreSQL compiler unvalidated")
 
@@ -218,4 +202,4 @@ def _compare(expr: str, op: int, values: list[Any], array_type: str, params: Par
         if not values:
             return "false"
         return f"{expr} = ANY({params.add(values)}::{array_type})"
-    return f"{expr} {_CMP[op]} {params.add(values[0])}"
+    return f"{expr} {BY_VALUE[op].symbol} {params.add(values[0])}"

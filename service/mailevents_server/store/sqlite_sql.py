@@ -16,14 +16,7 @@ from typing import Any
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
-
-_CMP: dict[int, str] = {
-    spb.OPERATOR_EXACT: "=",
-    spb.OPERATOR_GT: ">",
-    spb.OPERATOR_GTE: ">=",
-    spb.OPERATOR_LT: "<",
-    spb.OPERATOR_LTE: "<=",
-}
+from mailevents_server.query.operators import BY_VALUE, Match, Shape
 
 
 def where(
@@ -226,24 +219,20 @@ def predicate(pred: Predicate) -> tuple[str, list[Any]]:
         return _any_of([f"instr({col}, ?) > 0"] * len(tags)), tags
     if kind is Kind.BOOL:
         values = [int(bool(v)) for v in values]
-    if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
+    spec = BY_VALUE[op]
+    if spec.shape is not Shape.TEXT:
         return _compare(col, op, values)
     text = str(values[0])
-    lower = f"mev_lower({col})"
-    if op == spb.OPERATOR_IEXACT:
-        return f"{lower} = ?", [text.lower()]
-    if op in (spb.OPERATOR_CONTAINS, spb.OPERATOR_ICONTAINS):
-        target, needle = (col, text) if op == spb.OPERATOR_CONTAINS else (lower, text.lower())
+    if not text and spec.empty_means_not_null:
+        return f"{col} IS NOT NULL", []
+    target, needle = (f"mev_lower({col})", text.lower()) if spec.ignore_case else (col, text)
+    if spec.match is Match.WHOLE:
+        return f"{target} = ?", [needle]
+    if spec.match is Match.CONTAINS:
         return f"instr({target}, ?) > 0", [needle]
-    if op in (spb.OPERATOR_STARTS_WITH, spb.OPERATOR_ISTARTS_WITH):
-        target, needle = (col, text) if op == spb.OPERATOR_STARTS_WITH else (lower, text.lower())
-        if not needle:
-            return f"{col} IS NOT NULL", []
+    if spec.match is Match.PREFIX:
         return f"substr({target}, 1, ?) = ?", [len(needle), needle]
-    if op in (spb.OPERATOR_ENDS_WITH, spb.OPERATOR_IENDS_WITH):
-        target, needle = (col, text) if op == spb.OPERATOR_ENDS_WITH else (lower, text.lower())
-        if not needle:
-            return f"{col} IS NOT NULL", []
+    if spec.match is Match.SUFFIX:
         return f"substr({target}, ?) = ?", [-len(needle), needle]
     raise AssertionError(f"operator {op} reached the SQLite compiler unvalidated")
 
@@ -266,4 +255,4 @@ def _compare(
             return "0", []
         marks = ", ".join("?" for _ in values)
         return f"{expr} IN ({marks})", head + values
-    return f"{expr} {_CMP[op]} ?", head + values
+    return f"{expr} {BY_VALUE[op].symbol} ?", head + values
