@@ -21,9 +21,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from mailevents import _ingest_stream
-from mailevents._retry import Retries, RetryNotice, RetryPolicy
 from mailevents.errors import MailEventsError
 from mailevents.query import group_by_value
+from mailevents.retry import Retries, RetryNotice, RetryPolicy
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1 import message_event_service_pb2_grpc as pb_grpc
 from mailevents.v1.message_event_pb2 import MessageEvent
