@@ -5,13 +5,19 @@ the API key on every call, a deadline on every call (gRPC's default is none),
 message limits large enough for big batches, failed calls turned into one
 exception that carries the server's field violations, searches that survive
 a dropped connection by resuming from the last batch's token, and ingest
-that rides out a store failing for a moment by sending again (see `_retry`).
+that rides out a store failing for a moment by sending again (see `mailevents.retry`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
+import copy
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
@@ -20,10 +26,10 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from mailevents import _ingest_stream
 from mailevents.errors import MailEventsError
+from mailevents.ingest_stream import Batches, IngestStream
 from mailevents.query import group_by_value
-from mailevents.retry import Retries, RetryNotice, RetryPolicy
+from mailevents.retry import Retries, RetryNotice, RetryPolicy, resuming
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1 import message_event_service_pb2_grpc as pb_grpc
 from mailevents.v1.message_event_pb2 import MessageEvent
@@ -65,6 +71,10 @@ class MailEventsClient:
     never sooner than the server's RetryInfo asks. Sending events again is
     safe, as the server stores each event_id once. `retry=None` turns it
     off. `on_retry` hears of each wait, e.g. to show it in a progress line.
+
+    `channel`: call over an existing channel (one the caller made, with its
+    own options and interceptors) instead of opening one to `address`;
+    `with_api_key` gives clients for other keys over the same channel.
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class MailEventsClient:
         max_reconnects: int = 5,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen: safe to share)
         on_retry: Callable[[RetryNotice], None] | None = None,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -87,12 +98,12 @@ class MailEventsClient:
         #: Whether the server has answered this client before: a server never
         #: reached is reported at once rather than retried.
         self._reached = False
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        )
+        self._metadata = _metadata(api_key)
         self._tls = tls or root_certificates is not None
         self._root_certificates = root_certificates
-        self._channel: grpc.aio.Channel | None = None
+        #: A channel passed in belongs to the caller: `aclose` leaves it open.
+        self._channel: grpc.aio.Channel | None = channel
+        self._owns_channel = channel is None
         self._stub: Any = None
 
     async def __aenter__(self) -> Self:
@@ -108,10 +119,22 @@ class MailEventsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        if self._channel is not None:
+        """Close the channel this client opened; calls in flight are cancelled."""
+        if self._channel is not None and self._owns_channel:
             channel, self._channel, self._stub = self._channel, None, None
             await channel.close()
+
+    def with_api_key(self, api_key: str | None) -> MailEventsClient:
+        """A client that calls as `api_key` over this client's channel and settings.
+
+        Cheap (no connection of its own), so a proxy can make one per request;
+        closing it leaves the channel open.
+        """
+        self._service()  # opened here, once, so that both share it
+        other = copy.copy(self)
+        other._owns_channel = False
+        other._metadata = _metadata(api_key)
+        return other
 
     def _service(self) -> Any:
         """The stub, opening the channel on first use.
@@ -120,6 +143,8 @@ class MailEventsClient:
         event loop, which does not exist yet when a client is constructed at
         import time or outside `asyncio.run`.
         """
+        if self._stub is None and self._channel is not None:
+            self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
         if self._stub is None:
             options = [
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
@@ -143,7 +168,7 @@ class MailEventsClient:
         again while the server is unavailable, within the retry policy."""
         method = getattr(self._service(), method_name)
         # No count limit: a server that never answered is not retried at all
-        # (see `_retry`), and one that did is given the whole time budget.
+        # (see `mailevents.retry`), and one that did is given the whole time budget.
         retries = self._retries() if retry else None
         while True:
             try:
@@ -222,41 +247,38 @@ class MailEventsClient:
             heartbeat_interval=_duration(heartbeat_interval),
         )
         wait = self._live_wait(heartbeat_interval) if follow else self.timeout
-        delivered = received = 0
+        delivered = 0
         finished = False
-        retries = self._retries(self.max_reconnects)
-        while True:
-            call = self._service().SearchMessageEvents(request, metadata=self._metadata)
-            try:
-                while (response := await self._next_response(call, wait)) is not None:
-                    retries.progress()
-                    self._reached = True
-                    received += 1
-                    delivered += len(response.events)
-                    finished = response.HasField("stats")
-                    if response.resume_token:
-                        request.resume_token = response.resume_token
-                    yield response
-                return
-            except grpc.aio.AioRpcError as exc:
-                if finished:  # dropped after the last message: nothing is missing
-                    return
-                error = MailEventsError.from_rpc_error(exc)
-                # Resumed: a stream cut by a dropped connection or by the store
-                # failing (the server sends RetryInfo then, also before the
-                # first batch). A server never reached is reported now.
-                delay = retries.next_delay(error, reached=received > 0)
-                if delay is None:
-                    raise error from exc
-            finally:
-                call.cancel()
+
+        async def attempt() -> AsyncGenerator[pb.SearchMessageEventsResponse, None]:
+            nonlocal delivered, finished
             if max_events:
                 # The token is bound to the query, not to the limit: ask only
                 # for what is still owed.
                 request.max_events = max_events - delivered
                 if request.max_events <= 0:
                     return
-            await retries.pause(error, delay)
+            call = self._service().SearchMessageEvents(request, metadata=self._metadata)
+            try:
+                while (response := await self._next_response(call, wait)) is not None:
+                    self._reached = True
+                    delivered += len(response.events)
+                    finished = response.HasField("stats")
+                    if response.resume_token:
+                        request.resume_token = response.resume_token
+                    yield response
+            except grpc.aio.AioRpcError as exc:
+                if not finished:  # dropped after the last message: nothing is missing
+                    raise MailEventsError.from_rpc_error(exc) from exc
+            finally:
+                call.cancel()
+
+        # Resumed from the last token: a stream cut by a dropped connection
+        # or by the store failing (the server sends RetryInfo then, also
+        # before the first batch). A server never reached is reported now.
+        async with aclosing(resuming(attempt, self._retries(self.max_reconnects))) as responses:
+            async for response in responses:
+                yield response
 
     async def _next_response(
         self, call: Any, wait: float | None
@@ -326,11 +348,11 @@ class MailEventsClient:
         )
         limit = self.max_reconnects if max_reconnects is None else max_reconnects
         wait = self._live_wait(heartbeat_interval)
-        received = delivered = 0
-        retries = self._retries(limit)
-        while True:
+        delivered = 0
+
+        async def attempt() -> AsyncGenerator[pb.WatchMessageEventsResponse, None]:
+            nonlocal delivered
             call = self._service().WatchMessageEvents(request, metadata=self._metadata)
-            cause: grpc.aio.AioRpcError | None = None
             try:
                 while True:
                     try:
@@ -338,33 +360,32 @@ class MailEventsClient:
                             response = await call.read()
                     except TimeoutError:
                         # Heartbeats stopped: the connection is dead, whatever TCP thinks.
-                        error = MailEventsError(
+                        raise MailEventsError(
                             grpc.StatusCode.UNAVAILABLE,
                             f"no message or heartbeat from {self.address} within {wait:g}s",
-                        )
-                        break
+                        ) from None
                     if response is grpc.aio.EOF:
                         return
-                    retries.progress()
                     self._reached = True
-                    received += 1
                     request.resume_token = response.resume_token
                     if max_events:
                         delivered += len(response.events)
                         request.max_events = max(1, max_events - delivered)
                     yield response
             except grpc.aio.AioRpcError as exc:
-                error, cause = MailEventsError.from_rpc_error(exc), exc
+                raise MailEventsError.from_rpc_error(exc) from exc
             finally:
                 call.cancel()
-            # Resumed from the last token when the connection dropped or went
-            # silent, or the store failed; a server never reached is reported.
-            if not await retries.wait(error, reached=received > 0):
-                raise error from cause
+
+        # Resumed from the last token when the connection dropped or went
+        # silent, or the store failed; a server never reached is reported.
+        async with aclosing(resuming(attempt, self._retries(limit))) as responses:
+            async for response in responses:
+                yield response
 
     async def ingest_stream(
         self,
-        batches: AsyncIterable[Sequence[MessageEvent]] | Iterable[Sequence[MessageEvent]],
+        batches: Batches,
         *,
         window: int = 16,
     ) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
@@ -382,7 +403,15 @@ class MailEventsClient:
         nothing is lost or doubled (events stored by the lost attempt come
         back as duplicates).
         """
-        stream = _ingest_stream.IngestStream(self, batches, window)
+        stream = IngestStream(
+            self._service().IngestMessageEventsStream,
+            self._metadata,
+            batches,
+            window=window,
+            timeout=self.timeout,
+            retries=self._retries(self.max_reconnects),
+            address=self.address,
+        )
         async with aclosing(stream.acknowledgements()) as acknowledgements:
             async for response in acknowledgements:
                 yield response
@@ -483,6 +512,10 @@ class MailEventsClient:
         )
         response: pb.ListMessageEventsResponse = await self._unary("ListMessageEvents", request)
         return response
+
+
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
 
 def _duration(seconds: float | None) -> Duration | None:
