@@ -50,6 +50,10 @@ MAX_INGEST_BATCH = 10_000
 # raises its limits to the same figure.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+_SEARCH_METHOD = "/{}/SearchMessageEvents".format(
+    pb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
+)
+
 #: Fields to return: a FieldMask, "a,b,c", or field names.
 ReadMask = FieldMask | str | Iterable[str]
 
@@ -105,6 +109,7 @@ class MailEventsClient:
         self._channel: grpc.aio.Channel | None = channel
         self._owns_channel = channel is None
         self._stub: Any = None
+        self._raw_search: Any = None
 
     async def __aenter__(self) -> Self:
         self._service()
@@ -143,9 +148,7 @@ class MailEventsClient:
         event loop, which does not exist yet when a client is constructed at
         import time or outside `asyncio.run`.
         """
-        if self._stub is None and self._channel is not None:
-            self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        if self._stub is None:
+        if self._stub is None and self._channel is None:
             options = [
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
@@ -155,8 +158,16 @@ class MailEventsClient:
                 self._channel = grpc.aio.secure_channel(self.address, credentials, options=options)
             else:
                 self._channel = grpc.aio.insecure_channel(self.address, options=options)
+        if self._stub is None:
+            assert self._channel is not None
             # The generated stub module is untyped (no mypy-protobuf plugin).
             self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
+            # The same method, answering bytes: see `search_raw`.
+            self._raw_search = self._channel.unary_stream(
+                _SEARCH_METHOD,
+                request_serializer=pb.SearchMessageEventsRequest.SerializeToString,
+                response_deserializer=None,
+            )
         return self._stub
 
     def _retries(self, max_attempts: int | None = None) -> Retries:
@@ -279,6 +290,26 @@ class MailEventsClient:
         async with aclosing(resuming(attempt, self._retries(self.max_reconnects))) as responses:
             async for response in responses:
                 yield response
+
+    async def search_raw(
+        self, request: pb.SearchMessageEventsRequest
+    ) -> AsyncGenerator[bytes, None]:
+        """SearchMessageEvents' responses as the bytes the server sent, unparsed.
+
+        For a proxy that hands pages, as they came, to other processes to
+        parse and render. The whole stream is bounded by `timeout` and not
+        resumed: meant for pages, not for exports (use `search_batches`).
+        """
+        self._service()
+        call = self._raw_search(request, metadata=self._metadata, timeout=self.timeout)
+        try:
+            async for data in call:
+                self._reached = True
+                yield data
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
 
     async def _next_response(
         self, call: Any, wait: float | None
