@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from conftest import Server, make_server
 from google.protobuf.duration_pb2 import Duration
 from pgtest import SERVER_BACKENDS, fresh_database

@@ -251,8 +251,9 @@ async def test_ids_follow_commit_order_across_replicas(url: str) -> None:
             while not done.is_set():
                 # One statement, one snapshot.
                 position, count, highest = await checker.fetchrow(
-                    "SELECT coalesce((SELECT last_id FROM tenant_positions WHERE tenant_id = $1), 0), "
-                    "count(*), coalesce(max(id), 0) FROM events WHERE tenant_id = $1",
+                    "SELECT coalesce((SELECT last_id FROM tenant_positions "
+                    "WHERE tenant_id = $1), 0), count(*), coalesce(max(id), 0) "
+                    "FROM events WHERE tenant_id = $1",
                     tenant,
                 )
                 assert count == highest, "a visible id has an invisible one below it"
