@@ -6,7 +6,9 @@ same data, because absolute numbers mean little across machines.
 Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
 big pages vs that stream), ingest (streaming RPC and webhook vs executemany),
 tail (live-tail latency, idle and loaded); `--store postgres` runs stream and
-postgres (the same events in a throwaway PostgreSQL beside SQLite).
+postgres (the same events in a throwaway PostgreSQL beside SQLite); `--store
+citus` runs citus (writes of 1 and of 4 tenants, with their lock waits, on a
+throwaway Citus cluster beside PostgreSQL).
 `--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
 """
 
@@ -16,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, ingest, rest, stream, versus
+from benchmarks import citus, data, ingest, rest, stream, versus
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
@@ -25,6 +27,7 @@ FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 SECTIONS = {
     "sqlite": ["stream", "rest", "ingest", "tail"],
     "postgres": ["stream", "postgres"],
+    "citus": ["citus"],
 }
 
 
@@ -36,11 +39,12 @@ def main() -> None:
         choices=sorted(SECTIONS),
         default="sqlite",
         help="postgres: also start a throwaway PostgreSQL (scripts/postgres.sh), load the"
-        " same events and compare it with SQLite",
+        " same events and compare it with SQLite; citus: writes of several tenants on a"
+        " throwaway Citus cluster (scripts/citus.sh) beside PostgreSQL",
     )
     parser.add_argument(
         "--sections",
-        help="comma-separated, from stream,rest,ingest,tail,postgres"
+        help="comma-separated, from stream,rest,ingest,tail,postgres,citus"
         f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
         f" {','.join(SECTIONS['postgres'])})",
     )
@@ -49,9 +53,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
-    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "postgres"}:
+    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "postgres", "citus"}:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
+    if sections == ["citus"]:
+        citus.bench_citus(ingest.demo_events(args.ingest_events, seed=11))
+        return
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
     figures = bench_stream(path, key, args.events) if "stream" in sections else {}
@@ -65,6 +72,8 @@ def main() -> None:
         ingest.bench_tail()
     if "postgres" in sections:
         versus.bench_postgres(path, key, new_events)
+    if "citus" in sections:
+        citus.bench_citus(new_events or ingest.demo_events(args.ingest_events, seed=11))
 
 
 def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:

@@ -123,7 +123,14 @@ log_min_messages = warning
 citus.enable_statistics_collection = off
 # Few shards per table: tests make a schema (so tables) per test.
 citus.shard_count = 4
+# Online shard moves and splits (rebalancer, tenant isolation) use logical replication.
+wal_level = logical
 EOF
+  # Shard splits (tenant isolation) decode with Citus's own output plugin;
+  # PostgreSQL releases that restrict output plugins must be told.
+  if "$(bindir)/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+    echo "output_plugin_libraries = 'pgoutput, test_decoding, citus'" >>"$datadir/postgresql.conf"
+  fi
   as_owner "$(bindir)/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 start >&2 9>&- || {
     cat "$datadir/server.log" >&2
     return 1
