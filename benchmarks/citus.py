@@ -47,6 +47,7 @@ class Result:
     commits: int
     seconds: float
     lock_wait_s: float
+    waits: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -117,17 +118,19 @@ async def _node_urls(url: str) -> list[str]:
     return [urlunsplit(parts._replace(netloc=f"{user}@{h}:{p}", query="")) for h, p in rows]
 
 
-async def _sample(urls: list[str], stop: asyncio.Event) -> float:
-    """Seconds of lock waiting summed over every session of every node, sampled."""
+async def _sample(urls: list[str], stop: asyncio.Event) -> dict[str, float]:
+    """Seconds of lock waiting summed over every session of every node, sampled, by
+    the lock's kind (advisory, tuple, transactionid, relation...)."""
     conns = [await asyncpg.connect(u) for u in urls]
-    waited = 0.0
+    waited: dict[str, float] = {}
     try:
         while not stop.is_set():
             for conn in conns:
-                n = await conn.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                )
-                waited += int(n) * SAMPLE_SECONDS
+                for kind, n in await conn.fetch(
+                    "SELECT wait_event, count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' GROUP BY 1"
+                ):
+                    waited[str(kind)] = waited.get(str(kind), 0.0) + int(n) * SAMPLE_SECONDS
             await asyncio.sleep(SAMPLE_SECONDS)
     finally:
         for conn in conns:
@@ -136,6 +139,12 @@ async def _sample(urls: list[str], stop: asyncio.Event) -> float:
 
 
 async def _scenario(url: str, producers: int, events: Sequence[pb.MessageEvent]) -> Result:
+    """The second of two runs (new tenants each): the first makes the partitions."""
+    await _run(url, producers, events)
+    return await _run(url, producers, events)
+
+
+async def _run(url: str, producers: int, events: Sequence[pb.MessageEvent]) -> Result:
     stores = [PostgresStore(url) for _ in range(producers)]
     for store in stores:
         await store.open()
@@ -164,8 +173,8 @@ async def _scenario(url: str, producers: int, events: Sequence[pb.MessageEvent])
         await asyncio.gather(*(produce(p) for p in range(producers)))
         elapsed = time.perf_counter() - started
         stop.set()
-        waited = await sampler
-        return Result(share * producers, commits, elapsed, waited)
+        waits = await sampler
+        return Result(share * producers, commits, elapsed, sum(waits.values()), waits)
     finally:
         for store in stores:
             await store.close()
@@ -226,7 +235,15 @@ def bench_citus(events: Sequence[pb.MessageEvent]) -> None:
         ]
         print(f"{label:<40} {cells[0]:>30} {cells[1]:>30}")
     print("(lock/commit: sessions waiting on a lock, sampled every 5 ms on every node,")
-    print(" summed, divided by commits)")
+    print(" summed, divided by commits; the second of two runs, new tenants each)")
+    for label, by_store in results.items():
+        for name, r in by_store.items():
+            if r.waits:
+                kinds = ", ".join(
+                    f"{k} {1000 * v / r.commits:.2f}"
+                    for k, v in sorted(r.waits.items(), key=lambda kv: -kv[1])
+                )
+                print(f"  {label}, {name}: ms/commit by lock kind: {kinds}")
     if stored[0]:
         print(
             f"bytes per stored event, with indexes and dedup keys: {stored[1] / stored[0]:,.0f}"
