@@ -150,6 +150,8 @@ class ServeProcess:
                     self.address,
                     "--http-address",
                     "",
+                    "--metrics-address",
+                    "",
                     "--log-level",
                     "warning",
                 ],

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -41,6 +42,7 @@ from aiohttp import web
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents_server.auth import KeyResolver
+from mailevents_server.rest.observe import METRICS_KEY
 from mailevents_server.sendgrid import event_from_sendgrid
 from mailevents_server.store.base import Store
 from mailevents_server.webhook_ingest import Converter, IntoStore, Refused, ThroughService
@@ -103,8 +105,12 @@ def _from_sparkpost(item: Any) -> pb.MessageEvent:
 
 async def _receive(request: web.Request, convert: Converter) -> web.Response:
     receiver = request.app[_RECEIVER]
+    metrics = request.app.get(METRICS_KEY)
+    started = time.perf_counter()
     key = api_key(request)
     if key is None:
+        if metrics is not None:
+            metrics.auth_refusals.labels("API_KEY_MISSING").inc()
         return _unauthorized("send the API key as Basic auth, a Bearer token or " + _TOKEN_HEADER)
     body = await _body(request, receiver.max_body_bytes)
     if body is None:
@@ -114,6 +120,10 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
     except Refused as refused:
         return _refused(refused)
     rejects = sorted(done.rejects)
+    if metrics is not None:
+        path = "webhook_" + request.path.rsplit("/", 1)[-1]
+        metrics.count_ingest(path, done.stored, done.duplicates, len(rejects))
+        metrics.ingest_ack_seconds.labels(path).observe(time.perf_counter() - started)
     if rejects:
         log.warning(
             "webhook %s: %d of %d events rejected, first: #%d %s",

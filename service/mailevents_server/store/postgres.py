@@ -41,6 +41,7 @@ import asyncpg
 
 from mailevents.event_types import type_name
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import faults
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query.model import Query
 from mailevents_server.store import postgres_citus
@@ -48,6 +49,7 @@ from mailevents_server.store import postgres_sql as sql
 from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Row, Store, WriteResult
 from mailevents_server.store.commits import TenantCommits
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
+from mailevents_server.store.postgres_pool import BoundedPool
 from mailevents_server.store.postgres_schema import MIGRATIONS
 from mailevents_server.store.postgres_writer import (
     CHANNEL,
@@ -230,7 +232,9 @@ class PostgresStore(Store):
             await setup.close()
         self._pool = await asyncpg.create_pool(
             self.url,
-            min_size=1,
+            # No floor: asyncpg would restore it in the background after the
+            # server restarts, logging a traceback for every failed attempt.
+            min_size=0,
             max_size=self._pool_size,
             server_settings=_SESSION,
         )
@@ -241,9 +245,11 @@ class PostgresStore(Store):
         if self._synchronous in ("OFF", "NORMAL"):
             writer_settings["synchronous_commit"] = "off"
         self._write_pool = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self._writers_size, server_settings=writer_settings
+            self.url, min_size=0, max_size=self._writers_size, server_settings=writer_settings
         )
-        self._writers = TenantWriters(self._write_pool, self._prepare_write, self._commits.publish)
+        self._writers = TenantWriters(
+            self._write_pool, self._prepare_write, self._commits.publish, lambda: self.metrics
+        )
         await self.maintain()
         listening = asyncio.get_running_loop().create_future()
         self._listener_task = asyncio.create_task(self._listen(listening), name="postgres-listen")
@@ -330,10 +336,22 @@ class PostgresStore(Store):
         )
         return "default"
 
-    def _require_pool(self) -> asyncpg.Pool:
+    def pools(self) -> dict[str, asyncpg.Pool]:
+        """The open connection pools by name, for the pool metrics."""
+        named = {"queries": self._pool, "streams": self._stream_pool, "writes": self._write_pool}
+        return {name: pool for name, pool in named.items() if pool is not None}
+
+    async def database_bytes(self) -> int:
+        """The database's size on disk, for the size metric (read at scrape time)."""
+        return int(
+            await self._require_pool().fetchval("SELECT pg_database_size(current_database())")
+        )
+
+    def _require_pool(self) -> BoundedPool:
+        """The pool for short queries, each bounded by the deadline of the call it serves."""
         if self._pool is None:
             raise RuntimeError("store is not open")
-        return self._pool
+        return BoundedPool(self._pool)
 
     # -- tenants and keys --------------------------------------------------
 
@@ -393,7 +411,7 @@ class PostgresStore(Store):
         if not events:
             return []
         if self._writers is None:
-            raise RuntimeError("store is not open")
+            raise faults.StoreClosed("store is closed")
         return await self._writers.write(tenant_id, events)
 
     async def _prepare_write(self, conn: asyncpg.Connection, batch: list[_WriteRequest]) -> None:
@@ -512,8 +530,8 @@ class PostgresStore(Store):
             await asyncio.sleep(self._maintenance_seconds)
             try:
                 await self.maintain()
-            except Exception:
-                log.exception("partition maintenance failed; retrying later")
+            except Exception as exc:
+                faults.log_failure(log, "partition maintenance failed; retrying later", exc)
 
     # -- retention -------------------------------------------------------------
 
@@ -594,7 +612,7 @@ class PostgresStore(Store):
         pool = self._stream_pool
         if pool is None:
             raise RuntimeError("store is not open")
-        conn = await pool.acquire()
+        conn = await pool.acquire(timeout=faults.call_budget())
         self.open_streams += 1
         transaction = conn.transaction(readonly=True)
         prefetch: asyncio.Future[Any] | None = None
@@ -630,8 +648,8 @@ class PostgresStore(Store):
             with contextlib.suppress(Exception):
                 await transaction.rollback()
             await pool.release(conn)
-        except Exception:
-            log.exception("could not return a stream's connection; closing it")
+        except Exception as exc:
+            faults.log_failure(log, "could not return a stream's connection; closing it", exc)
             conn.terminate()
         finally:
             self.open_streams -= 1

@@ -28,8 +28,9 @@ from typing import Any
 
 import asyncpg
 
-from mailevents_server import wire
+from mailevents_server import faults, wire
 from mailevents_server.ingest import PreparedEvent
+from mailevents_server.metrics import Metrics
 from mailevents_server.query.fields import DATA_COLUMNS
 from mailevents_server.store import postgres_sql as sql
 from mailevents_server.store.base import Outcome, WriteResult
@@ -123,16 +124,23 @@ async def commit_tenant(
 class TenantWriters:
     """A group-commit lane per tenant over a shared pool of writer connections."""
 
-    def __init__(self, pool: asyncpg.Pool, prepare: Prepare, committed: Committed) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        prepare: Prepare,
+        committed: Committed,
+        metrics: Callable[[], Metrics],
+    ) -> None:
         self._pool = pool
         self._prepare = prepare
         self._committed = committed
+        self._metrics = metrics
         self._lanes: dict[int, tuple[WriteQueue, asyncio.Task[None]]] = {}
         self._closed = False
 
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
         if self._closed:
-            raise RuntimeError("store is closed")
+            raise faults.StoreClosed("store is closed")
         lane = self._lanes.get(tenant_id)
         if lane is None:
             queue: WriteQueue = asyncio.Queue()
@@ -141,6 +149,7 @@ class TenantWriters:
                     queue,
                     lambda batch: self._commit(tenant_id, batch),
                     committed=lambda: None,
+                    metrics=self._metrics,
                 ),
                 name=f"postgres-writer-{tenant_id}",
             )
