@@ -83,13 +83,14 @@ async def make_server(database: str) -> Server:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server on SQLite; on a fresh PostgreSQL database instead when
-    MAILEVENTS_TEST_STORE=postgres (the whole suite against PostgreSQL)."""
+    """A server on SQLite; on a fresh PostgreSQL database (or Citus schema) instead
+    when MAILEVENTS_TEST_STORE=postgres (or citus): the whole suite against it."""
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("MAILEVENTS_TEST_STORE") == "postgres":
+        backend = os.environ.get("MAILEVENTS_TEST_STORE", "sqlite")
+        if backend in ("postgres", "citus"):
             from pgtest import fresh_database
 
-            database = await stack.enter_async_context(fresh_database())
+            database = await stack.enter_async_context(fresh_database(backend))
         else:
             database = str(tmp_path / "events.db")
         srv = await make_server(database)

@@ -109,7 +109,7 @@ class MessageEventServicer:
         snapshot_us = 0
         live_from: int | None = None
         if not request.resume_token:
-            mark = await self._store.watermark()
+            mark = await self._store.watermark(tenant)
             query = dataclasses.replace(query, max_id=mark.position)
             snapshot_us = mark.time_us
         elif request.follow:
@@ -223,7 +223,7 @@ class MessageEventServicer:
             await live.check_position(self._store, tenant, start.position, "resume_token")
             position = start.position
         else:
-            position = (await self._store.watermark()).position
+            position = (await self._store.watermark(tenant)).position
         tail = self._live_tail(
             _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=3),
             position,
@@ -380,7 +380,10 @@ class MessageEventServicer:
         query = compile_query(request.query, current_tenant(), extra=violations)
         with tracing.span("store.count"):
             total = await self._walks.total(
-                query, fingerprint(request.query), self._store.last_id, self._store.count
+                query,
+                fingerprint(request.query),
+                lambda: self._store.last_id(query.tenant_id),
+                self._store.count,
             )
         response = spb.CountMessageEventsResponse(total=total)
         for group in request.group_by:
@@ -504,7 +507,7 @@ class MessageEventServicer:
         if token:
             cursor = self._codec.decode(token, field, query.tenant_id, fp)
             return dataclasses.replace(query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id)
-        return dataclasses.replace(query, max_id=await self._store.last_id())
+        return dataclasses.replace(query, max_id=await self._store.last_id(query.tenant_id))
 
 
 @dataclass(frozen=True)
