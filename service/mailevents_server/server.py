@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mailevents_server.auth import KeyResolver, TenantInterceptor
+from mailevents_server.grpclog import quiet_gone_clients
 from mailevents_server.query.tokens import TokenCodec
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.retention import parse_duration
@@ -97,6 +98,7 @@ async def start_server(config: ServerConfig, store: Store | None = None) -> Runn
     workers = Workers(default_count() if config.workers is None else config.workers)
     servicer = MessageEventServicer(store, codec, workers)
     resolver = KeyResolver(store)
+    quiet_gone_clients()
     server = grpc.aio.server(
         interceptors=[TenantInterceptor(resolver, SERVICE_NAME)],
         options=[

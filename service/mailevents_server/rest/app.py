@@ -19,6 +19,7 @@ from mailevents_server.workers import Workers, owned_by
 
 from . import copernica, interaction, openapi, sparkpost, tastypie
 from .jsonbody import json_response
+from .refusals import RefusalLogger
 from .service import SERVICE_KEY, Service
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ async def start_rest(
         from mailevents_server.webhooks import add_webhook_routes
 
         add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=RefusalLogger())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -38,6 +38,7 @@ LIST_PATH = "/api/messageevent/"
 DETAIL_PATH = "/api/messageevent/{pk}/"
 
 DEFAULT_LIMIT = 20
+MAX_ID = 2**63 - 1
 MAX_LIMIT = 1000
 
 CANNED_ERROR = "Sorry, this request could not be processed. Please try again later."
@@ -180,7 +181,7 @@ async def get_event(request: web.Request) -> web.Response:
         # obj_get raises NotFound("... mismatched type") -> _handle_500 -> 404.
         return await _refusal(caller, canned(404))
     try:
-        if event_id <= 0:
+        if not 0 < event_id <= MAX_ID:  # no such event: ids are positive 64-bit integers
             await caller.check_key()
             return empty_response(404)
         event = await caller.get(event_id)
