@@ -222,7 +222,7 @@ def webhook_bodies() -> st.SearchStrategy[bytes]:
 )
 async def test_webhook_bodies(seeded: Any, hook: str, body: bytes, how: str, auth: str) -> None:
     data, headers = encoded(body, how)
-    key = {"key": seeded.server.api_key.encode(), "bad": "mék\x7f".encode(), "none": b""}[auth]
+    key = {"key": seeded.server.api_key.encode(), "bad": "mék".encode(), "none": b""}[auth]
     if key:
         headers.append((b"Authorization", b"Bearer " + key))
     answer = await send(seeded, "POST", hook, headers, data)
