@@ -130,6 +130,8 @@ class ServeProcess:
     database: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    #: The REST shim and webhooks' port; 0 runs gRPC alone.
+    http_port: int = 0
 
     @property
     def address(self) -> str:
@@ -150,7 +152,7 @@ class ServeProcess:
                     "--grpc-address",
                     self.address,
                     "--http-address",
-                    "",
+                    f"127.0.0.1:{self.http_port}" if self.http_port else "",
                     "--log-level",
                     "warning",
                 ],
