@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from badinput import (
     assert_quiet,
+    is_copernica_error,
     is_interaction_error,
     is_sparkpost_error,
     is_tastypie_error,
@@ -187,6 +188,12 @@ async def test_interaction_to_date_9999_12_31_means_until_ever(shim: Any) -> Non
     answer = await send(shim, "POST", INTERACTION + b"7", [bearer(shim)], json.dumps(body).encode())
     assert answer.status == 200, answer.body
     assert answer.json()["total_rows"] == 2
+
+
+async def test_a_copernica_message_id_longer_than_any_is_400(shim: Any) -> None:
+    key = shim.server.api_key.encode()
+    answer = await send(shim, "GET", b"/v1/message/" + b"m" * 6000 + b"/events?access_token=" + key)
+    assert answer.status == 400 and is_copernica_error(400, answer.json())
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf import field_mask_pb2
 
@@ -175,6 +176,9 @@ async def message_events(request: web.Request) -> web.StreamResponse:
     except ServiceError as failure:
         if failure.unauthenticated:
             return invalid_token()
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+            # A value the service refuses (a message id longer than any stored one).
+            return error(f"Invalid request: {failure.message}")
         return json_response({"error": {"message": "Internal error"}}, status=500)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from mailevents.v1 import message_event_pb2 as ev_pb
@@ -183,6 +184,8 @@ async def interaction_data(request: web.Request) -> web.Response:
     except ServiceError as failure:
         if failure.unauthenticated:
             return error(401, "Unauthorized")
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+            return error(400, failure.message)
         return error(500, "Internal error")
 
 
