@@ -157,6 +157,8 @@ async def test_sparkpost_page_past_int64_is_400(shim: Any, page: bytes) -> None:
         b"from=9999-12-31T23:59&timezone=America/New_York",
         b"from=0001-01-01T00:00&to=0001-01-01T05:00&timezone=Asia/Tokyo",
         b"from=0001-01-01T00:00&to=9999-12-31T23:59&timezone=Pacific/Kiritimati",
+        b"timezone=" + b"a" * 1000,
+        b"timezone=Europe/" + b"%00",
     ],
 )
 async def test_sparkpost_windows_at_the_calendars_ends(shim: Any, query: bytes) -> None:

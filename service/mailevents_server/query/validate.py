@@ -46,7 +46,7 @@ def operator_name(operator: int) -> str:
 
 def valid_time_zone(name: str) -> bool:
     """Whether `name` is an IANA time zone we can use (tzdata ships them all)."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
+    if not name or len(name) > 255 or name.startswith(("/", ".")) or ".." in name:
         return False
     try:
         ZoneInfo(name)

@@ -20,11 +20,11 @@ MAX_SECONDS = 253402300799
 
 def zone(name: str) -> ZoneInfo | None:
     """The IANA zone called `name`, or None when there is no such zone."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
+    if not name or len(name) > 255 or name.startswith(("/", ".")) or ".." in name:
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have
         return None
 
 
