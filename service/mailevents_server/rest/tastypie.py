@@ -253,5 +253,5 @@ def render(event: ev_pb.MessageEvent, dehydrate: frozenset[str] = frozenset()) -
 def routes() -> list[web.RouteDef]:
     return [
         web.get(LIST_PATH, list_events),
-        web.get("/api/messageevent/{pk:.*}/", get_event),
+        web.get("/api/messageevent/{pk:(?s:.*)}/", get_event),  # ids with a newline too
     ]
