@@ -207,3 +207,18 @@ async def test_grpc_aio_s_line_about_a_gone_client_is_one_warning(
     [line] = [r for r in caplog.records if r.name == "grpc._cython.cygrpc"]
     assert line.levelno == logging.WARNING and line.exc_info is None
     assert "client had gone" in line.getMessage()
+
+
+async def test_date_part_conditions_are_capped(server: Any) -> None:
+    parts = [cond("timestamp", spb.OPERATOR_GTE, "1", date_part=spb.DATE_PART_HOUR)] * 9
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await server.stub.CountMessageEvents(
+            spb.CountMessageEventsRequest(query=query(*parts)), metadata=server.metadata()
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, violations = error_details(caught.value)
+    assert [f for f, _ in violations] == ["query.conditions"]
+    response = await server.stub.CountMessageEvents(
+        spb.CountMessageEventsRequest(query=query(*parts[:8])), metadata=server.metadata()
+    )
+    assert response.total == 0

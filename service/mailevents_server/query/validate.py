@@ -32,6 +32,8 @@ _MAX_CONDITIONS = 100
 #: A value longer than any stored field is useless, and a pattern that long
 #: makes every LIKE comparison slow.
 MAX_VALUE_CHARS = 4096
+#: One per date part and one to spare: enough for any dialect's filters.
+MAX_DATE_PART_CONDITIONS = 8
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Timestamps we can represent as int64 microseconds and format as RFC 3339.
@@ -86,8 +88,17 @@ def compile_query(
     # Bounds that keep every query compilable (SQLite: expression depth 1000,
     # 250,000 parameters); past them the request is refused, not failed.
     total_values = sum(len(c.values) for c in request.conditions)
+    date_parts = sum(1 for c in request.conditions if c.date_part != spb.DATE_PART_UNSPECIFIED)
     if len(request.conditions) > _MAX_CONDITIONS:
         violations.append(Violation(f"{path}.conditions", f"at most {_MAX_CONDITIONS} conditions"))
+    elif date_parts > MAX_DATE_PART_CONDITIONS:
+        # Each converts every candidate row's time in a time zone: the costly kind.
+        violations.append(
+            Violation(
+                f"{path}.conditions",
+                f"at most {MAX_DATE_PART_CONDITIONS} conditions with a date_part",
+            )
+        )
     elif total_values > _MAX_VALUES:
         violations.append(
             Violation(f"{path}.conditions", f"at most {_MAX_VALUES} values in all conditions")
