@@ -54,6 +54,7 @@ _SEARCH_METHOD = (
 )
 _CONDITION_INDEX = re.compile(r"^query\.conditions\[(\d+)\]")
 _AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+_REFUSALS = (*_AUTH_CODES, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 @dataclass(frozen=True)
@@ -371,6 +372,12 @@ class Caller:
             events = await self.read(query, limit, offset=offset, batches=batches)
             rendered = await render(events)
             total = await counting
+        except ServiceError as failure:
+            if failure.code in _REFUSALS:
+                # The count checks the same key and query, and is refused as
+                # fast: let it end rather than cancel a call mid-answer.
+                await asyncio.wait([counting])
+            raise
         finally:
             if not counting.done():
                 counting.cancel()
