@@ -15,7 +15,7 @@ PROTO_SRC := $(wildcard protos/mailevents/v1/*.proto)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,postgres]'
+	$(BIN)/pip install -q -e '.[dev,postgres,otel]'
 	touch $(STAMP)
 
 install: $(STAMP)

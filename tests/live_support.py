@@ -153,6 +153,8 @@ class ServeProcess:
                     self.address,
                     "--http-address",
                     f"127.0.0.1:{self.http_port}" if self.http_port else "",
+                    "--metrics-address",
+                    "",
                     "--log-level",
                     "warning",
                 ],

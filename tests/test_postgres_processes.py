@@ -63,7 +63,12 @@ async def start_replica(url: str, key: str, log: Path) -> Replica:
     with open(log, "wb") as out:  # noqa: ASYNC230 - a local file, once
         process = await asyncio.create_subprocess_exec(
             *(MAILEVENTS, "serve", "--database", url, "--grpc-address", f"127.0.0.1:{port}"),
-            env={**os.environ, "MAILEVENTS_HTTP_ADDRESS": "", "MAILEVENTS_LOG_LEVEL": "warning"},
+            env={
+                **os.environ,
+                "MAILEVENTS_HTTP_ADDRESS": "",
+                "MAILEVENTS_METRICS_ADDRESS": "",
+                "MAILEVENTS_LOG_LEVEL": "warning",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -22,7 +22,14 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from mailevents_server.errors import ServiceError, Unauthenticated, internal_status, to_rpc_status
+from mailevents_server import faults
+from mailevents_server.errors import (
+    ServiceError,
+    Unauthenticated,
+    internal_status,
+    store_refusal,
+    to_rpc_status,
+)
 from mailevents_server.keytext import usable_key
 from mailevents_server.malformed import MalformedRequest
 from mailevents_server.store.base import Store
@@ -48,12 +55,21 @@ def current_tenant() -> int:
     return _tenant.get()
 
 
+def calling_tenant() -> int | None:
+    """The tenant of the call being served, or None before (or without) authentication."""
+    return _tenant.get(None)
+
+
 class KeyResolver:
     """Key -> tenant, with a short cache so a busy client costs no query per call."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._cache: dict[str, tuple[int, float]] = {}
+
+    def refused(self, reason: str) -> None:
+        """Count a call refused for `reason` (an `Unauthenticated` reason) in the metrics."""
+        self._store.metrics.auth_refusals.labels(reason).inc()
 
     async def tenant(self, metadata: Any) -> int:
         """The tenant of a gRPC call's `authorization: Bearer <key>` metadata."""
@@ -177,12 +193,26 @@ class _Guard:
     @contextlib.asynccontextmanager
     async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
+            faults.set_call_deadline(context.time_remaining())
             _tenant.set(await self._resolver.tenant(context.invocation_metadata()))
             yield
         except grpc.aio.AbortError:
             raise  # the handler already chose its status
         except ServiceError as err:
+            if isinstance(err, Unauthenticated):
+                self._resolver.refused(err.reason)
             await context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
-        except Exception:
-            log.exception("unexpected error in %s", self._method)
-            await context.abort_with_status(rpc_status.to_status(internal_status()))
+        except Exception as exc:
+            refusal = store_refusal(exc)
+            if refusal is None:
+                log.exception("unexpected error in %s", self._method)
+                await context.abort_with_status(rpc_status.to_status(internal_status()))
+            else:
+                # A fault of the store, not a bug: one line with its cause, no traceback.
+                log.warning(
+                    "%s refused with %s: %s",
+                    self._method,
+                    refusal.code.name,
+                    faults.cause(exc),
+                )
+                await context.abort_with_status(rpc_status.to_status(to_rpc_status(refusal)))

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailevents_server import runtime
+from mailevents_server import logs, runtime, tracing
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.server import ServerConfig, serve
 from mailevents_server.store import open_store
 
 DEFAULTS = ServerConfig()
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
 
 
 def _env(name: str, default: str) -> str:
@@ -33,6 +33,29 @@ def _database_flag(parser: argparse.ArgumentParser) -> None:
         "--database",
         default=_env("DATABASE", DEFAULTS.database),
         help="SQLite path or postgresql:// URL (env MAILEVENTS_DATABASE; default %(default)s)",
+    )
+
+
+def _operations_flags(parser: argparse.ArgumentParser) -> None:
+    """Logging and metrics flags, the same for `serve` and `rest`."""
+    parser.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", DEFAULTS.log_level),
+        choices=["debug", "info", "warning", "error"],
+        help="(env MAILEVENTS_LOG_LEVEL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=_env("LOG_FORMAT", "text"),
+        choices=list(logs.FORMATS),
+        help="text lines or one JSON object a line (env MAILEVENTS_LOG_FORMAT;"
+        " default %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=_env("METRICS_ADDRESS", DEFAULT_METRICS_ADDRESS),
+        help="host:port of the Prometheus /metrics endpoint, '' to disable"
+        " (env MAILEVENTS_METRICS_ADDRESS; default %(default)s)",
     )
 
 
@@ -59,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--tls-key", default=_env("TLS_KEY", ""), help="PEM private key (env MAILEVENTS_TLS_KEY)"
     )
+    _operations_flags(s)
     s.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", DEFAULTS.log_level),
-        choices=["debug", "info", "warning", "error"],
-        help="(env MAILEVENTS_LOG_LEVEL; default %(default)s)",
+        "--metrics-tenant-label",
+        action="store_true",
+        default=_env("METRICS_TENANT_LABEL", "") in ("1", "true", "yes"),
+        help="label request and ingest metrics with the tenant id; for few tenants only"
+        " (env MAILEVENTS_METRICS_TENANT_LABEL=true)",
     )
     s.add_argument(
         "--grace-seconds",
@@ -102,11 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--ca-cert", default=_env("CA_CERT", ""), help="trust this CA (PEM); implies --tls"
     )
-    r.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", DEFAULTS.log_level),
-        choices=["debug", "info", "warning", "error"],
-    )
+    _operations_flags(r)
 
     k = sub.add_parser("keys", help="manage API keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
@@ -146,7 +167,8 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     try:
         if args.command == "serve":
-            _logging(args.log_level)
+            logs.configure(args.log_level, args.log_format)
+            tracing.configure_from_environment()
             config = ServerConfig(
                 grpc_address=args.grpc_address,
                 database=args.database,
@@ -157,13 +179,20 @@ def main(argv: Sequence[str]) -> int:
                 grace_seconds=args.grace_seconds,
                 retention=args.retention,
                 workers=args.workers,
+                metrics_address=args.metrics_address,
+                metrics_tenant_label=args.metrics_tenant_label,
             )
             runtime.tune_for_serving()
             asyncio.run(serve(config))
         elif args.command == "rest":
-            _logging(args.log_level)
+            logs.configure(args.log_level, args.log_format)
+            tracing.configure_from_environment()
             runtime.tune_gc()
-            asyncio.run(run_rest(args.target, args.http_address, args.tls, args.ca_cert))
+            asyncio.run(
+                run_rest(
+                    args.target, args.http_address, args.tls, args.ca_cert, args.metrics_address
+                )
+            )
         elif args.command == "keys":
             return asyncio.run(_keys(args))
         elif args.command == "demo":
@@ -177,16 +206,16 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-async def run_rest(target: str, http_address: str, tls: bool, ca_cert: str) -> None:
+async def run_rest(
+    target: str, http_address: str, tls: bool, ca_cert: str, metrics_address: str = ""
+) -> None:
     """The shim alone, until SIGTERM or SIGINT."""
+    import contextlib
+
     import grpc
 
+    from mailevents_server.metrics import Metrics
+    from mailevents_server.metrics_http import start_metrics
     from mailevents_server.rest import start_rest
     from mailevents_server.server import client_channel, split_address, until_signalled
 
@@ -195,15 +224,16 @@ async def run_rest(target: str, http_address: str, tls: bool, ca_cert: str) -> N
     if tls or ca_cert:
         root = Path(ca_cert).read_bytes() if ca_cert else None  # noqa: ASYNC240 (startup)
         credentials = grpc.ssl_channel_credentials(root_certificates=root)
+    metrics = Metrics()
     channel = client_channel(target, credentials)
-    try:
-        runner = await start_rest(channel, host, port)
-        try:
-            await until_signalled()
-        finally:
-            await runner.cleanup()
-    finally:
-        await channel.close()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(channel.close)
+        if metrics_address:
+            mhost, mport = split_address(metrics_address, "--metrics-address")
+            stack.push_async_callback((await start_metrics(mhost, mport, metrics)).cleanup)
+        runner = await start_rest(channel, host, port, metrics=metrics)
+        stack.push_async_callback(runner.cleanup)
+        await until_signalled()
 
 
 async def _keys(args: argparse.Namespace) -> int:

@@ -142,6 +142,26 @@ async def follow(
     """
     live = dataclasses.replace(query, after=None)
     last_sent = time.monotonic() - (heartbeat if announce else 0.0)
+    store.metrics.live_streams.inc()
+    try:
+        async for batch in _follow(
+            store, live, position, batch_size, heartbeat, last_sent, shutdown
+        ):
+            yield batch
+    finally:
+        store.metrics.live_streams.dec()
+
+
+async def _follow(
+    store: Store,
+    live: Query,
+    position: int,
+    batch_size: int,
+    heartbeat: float,
+    last_sent: float,
+    shutdown: Shutdown | None,
+) -> AsyncIterator[LiveBatch]:
+    """`follow`'s loop."""
     while True:
         if shutdown is not None and shutdown.event.is_set():
             raise shutdown.error()
@@ -155,6 +175,7 @@ async def follow(
         if len(rows) == batch_size:
             # More may be waiting below the watermark: the batch reaches its last row only.
             position = rows[-1][1]
+            store.metrics.live_lag.observe(mark.position - position)
             yield LiveBatch(rows, position, 0)
             last_sent = time.monotonic()
             continue
@@ -162,6 +183,10 @@ async def follow(
         position = max(position, mark.position)
         idle = time.monotonic() - last_sent
         if rows or idle >= heartbeat:
+            if rows:
+                store.metrics.live_lag.observe(0)
+            else:
+                store.metrics.live_heartbeats.inc()
             yield LiveBatch(rows, position, mark.time_us)
             last_sent = time.monotonic()
             continue

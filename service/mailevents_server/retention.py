@@ -13,6 +13,7 @@ import logging
 import re
 import time
 
+from mailevents_server import faults
 from mailevents_server.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,13 @@ def parse_duration(text: str) -> float:
 async def run_once(store: Store, window_seconds: float) -> int:
     """Delete what is older than the window now; returns how many events went."""
     cutoff_us = int((time.time() - window_seconds) * 1_000_000)
-    removed = await store.delete_before(cutoff_us)
+    try:
+        removed = await store.delete_before(cutoff_us)
+    except Exception:
+        store.metrics.retention_runs.labels("error").inc()
+        raise
+    store.metrics.retention_runs.labels("ok").inc()
+    store.metrics.retention_deleted.inc(removed)
     if removed:
         log.info("retention removed %d events older than %.0fs", removed, window_seconds)
     return removed
@@ -52,6 +59,6 @@ async def run_forever(
             await run_once(store, window_seconds)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("retention run failed; retrying in %.0fs", interval)
+        except Exception as exc:
+            faults.log_failure(log, f"retention run failed; retrying in {interval:.0f}s", exc)
         await asyncio.sleep(interval)

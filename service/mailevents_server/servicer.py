@@ -22,21 +22,25 @@ from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
 
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import live, wire
+from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
 from mailevents_server.ingest import Rejection
 from mailevents_server.malformed import lenient
+from mailevents_server.metrics import Metrics
 from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
+from mailevents_server.query.recent import OffsetWalks
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
-from mailevents_server.query.validate import compile_query, valid_time_zone
+from mailevents_server.query.validate import check_skip, compile_query, valid_time_zone
 from mailevents_server.store.base import Outcome, Row, Store, WriteResult
 from mailevents_server.workers import Workers
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
 SERVICE_NAME = SERVICE.full_name
+_SEARCH = f"/{SERVICE_NAME}/SearchMessageEvents"
+_WATCH = f"/{SERVICE_NAME}/WatchMessageEvents"
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10_000
@@ -59,12 +63,24 @@ _TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, v
 
 
 class MessageEventServicer:
-    def __init__(self, store: Store, codec: TokenCodec, workers: Workers | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        codec: TokenCodec,
+        workers: Workers | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics or store.metrics
+        # Label lookups done once: streams count per message.
+        self._search_events = self._metrics.grpc_stream_events.labels(_SEARCH)
+        self._watch_events = self._metrics.grpc_stream_events.labels(_WATCH)
         self._codec = codec
         # Without worker processes, large batches are prepared in a thread.
         self._workers = workers or Workers(0)
         self._shutdown = live.Shutdown()
+        # Offset walks: where recent pages ended, and recent totals.
+        self._walks = OffsetWalks()
 
     async def stop_live_streams(self) -> None:
         """End every live stream (watch, search with follow) now, with UNAVAILABLE."""
@@ -90,6 +106,7 @@ class MessageEventServicer:
             violations,
         )
         mask = _read_mask(request.read_mask, violations)
+        skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
         # Where to begin: the history pinned to a snapshot (max_id), or, with a
@@ -111,28 +128,41 @@ class MessageEventServicer:
                 )
         else:
             query = await self._position(query, request.resume_token, "resume_token", fp)
+        query = self._walks.skipping(query, fp, skip, from_start=not request.resume_token)
 
         remaining = request.max_events or -1
         events = batches = 0
+        last_row: Row | None = None
         if live_from is None:
             reads = self._store.read(query, batch_size, limit=request.max_events or None)
-            async with contextlib.aclosing(reads):  # type: ignore[type-var]
-                async for rows in reads:
-                    if remaining >= 0:
-                        rows = rows[:remaining]
-                        remaining -= len(rows)
-                    for chunk in _chunks(rows):
-                        last = chunk[-1]
-                        token = self._codec.encode(
-                            Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
-                        )
-                        yield _events_bytes(chunk, mask) + wire.length_delimited(2, token.encode())
-                        events += len(chunk)
-                        batches += 1
-                    if remaining == 0:
-                        break
+            with tracing.span("store.read"):
+                async with contextlib.aclosing(reads):  # type: ignore[type-var]
+                    async for rows in reads:
+                        if remaining >= 0:
+                            rows = rows[:remaining]
+                            remaining -= len(rows)
+                        if rows:
+                            last_row = rows[-1]
+                        for chunk in _chunks(rows):
+                            last = chunk[-1]
+                            token = self._codec.encode(
+                                Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
+                            )
+                            yield _events_bytes(chunk, mask) + wire.length_delimited(
+                                2, token.encode()
+                            )
+                            events += len(chunk)
+                            batches += 1
+                            # Per message (hundreds of events), not per event.
+                            self._search_events.inc(len(chunk))
+                        if remaining == 0:
+                            break
         # The history is complete up to its snapshot, unless max_events cut it short.
         complete = remaining != 0
+        if request.max_events and not request.resume_token:
+            # Also after a short or empty page: the store may have grown past
+            # it by the time the client asks for the next offset.
+            self._walks.ended_at(tenant, fp, skip + request.max_events, last_row, query)
         # Resumed straight into the live part: no seam message will give the token.
         resumed_live = live_from is not None
         if request.follow and complete:
@@ -153,6 +183,7 @@ class MessageEventServicer:
                         yield message
                     events += count
                     batches += 1
+                    self._search_events.inc(count)
         elapsed = Duration()
         elapsed.FromNanoseconds(int((time.monotonic() - started) * 1e9))
         final = spb.SearchMessageEventsResponse(
@@ -205,9 +236,10 @@ class MessageEventServicer:
             announce=True,
         )
         async with contextlib.aclosing(tail):  # type: ignore[type-var]
-            async for messages, _count in tail:
+            async for messages, count in tail:
                 for message in messages:
                     yield message
+                self._watch_events.inc(count)
 
     async def _live_tail(
         self, spec: _LiveTail, position: int, remaining: int, *, announce: bool
@@ -289,18 +321,25 @@ class MessageEventServicer:
             violations.append(Violation("page_size", "must not be negative"))
         page_size = min(request.page_size, MAX_PAGE) if request.page_size > 0 else DEFAULT_PAGE
         mask = _read_mask(request.read_mask, violations)
+        skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
         query = await self._position(query, request.page_token, "page_token", fp)
+        query = self._walks.skipping(query, fp, skip, from_start=not request.page_token)
 
-        rows = await self._store.page(query, page_size + 1)
+        with tracing.span("store.page"):
+            rows = await self._store.page(query, page_size + 1)
         out = [_events_bytes(rows[:page_size], mask)]
+        if not request.page_token:
+            last_row = rows[:page_size][-1] if rows else None
+            self._walks.ended_at(tenant, fp, skip + page_size, last_row, query)
         if len(rows) > page_size:
             last = rows[page_size - 1]
             token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
             out.append(wire.length_delimited(2, token.encode()))
         if request.include_total_size:
-            total = await self._store.count(dataclasses.replace(query, after=None))
+            with tracing.span("store.count"):
+                total = await self._store.count(dataclasses.replace(query, after=None, skip=0))
             if total:
                 out.append(_TOTAL_SIZE_TAG + wire.varint(total))
         return b"".join(out)
@@ -321,7 +360,8 @@ class MessageEventServicer:
             violations.append(Violation("event_id", "must not be empty"))
         if violations:
             raise _invalid_request(violations)
-        row = await self._store.get(current_tenant(), id=request.id, event_id=request.event_id)
+        with tracing.span("store.get"):
+            row = await self._store.get(current_tenant(), id=request.id, event_id=request.event_id)
         if row is None:
             what = f"id {request.id}" if which == "id" else f"event_id {request.event_id!r}"
             raise NotFound(f"no event with {what}", "EVENT_NOT_FOUND")
@@ -346,10 +386,15 @@ class MessageEventServicer:
             request.max_buckets, "max_buckets", DEFAULT_BUCKETS, MAX_BUCKETS, violations
         )
         query = compile_query(request.query, current_tenant(), extra=violations)
-        response = spb.CountMessageEventsResponse(total=await self._store.count(query))
+        with tracing.span("store.count"):
+            total = await self._walks.total(
+                query, fingerprint(request.query), self._store.last_id, self._store.count
+            )
+        response = spb.CountMessageEventsResponse(total=total)
         # Each grouping is a scan: one per distinct entry, however often it is repeated.
         for group in dict.fromkeys(request.group_by):
-            buckets = await self._store.group_counts(query, group, time_zone, max_buckets)
+            with tracing.span("store.group_counts"):
+                buckets = await self._store.group_counts(query, group, time_zone, max_buckets)
             response.groups.add(
                 group_by=group,
                 buckets=[spb.CountBucket(key=k, count=n) for k, n in buckets],
@@ -361,12 +406,16 @@ class MessageEventServicer:
     async def IngestMessageEvents(
         self, request: spb.IngestMessageEventsRequest, context: grpc.aio.ServicerContext
     ) -> spb.IngestMessageEventsResponse:
+        received = time.perf_counter()
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
             raise invalid("events", f"send 1 to {MAX_INGEST} events per request, not {count}")
+        tenant = current_tenant()
         ready, rejected = await prepare_batch(self._workers, request.events, request)
-        written = await self._store.write(current_tenant(), ready)
+        with tracing.span("store.write", {"events": len(ready)}):
+            written = await self._store.write(tenant, ready)
         results, stored = _ingest_results(written, rejected)
+        self._counted("unary", received, stored, len(written) - stored, len(rejected), tenant)
         return spb.IngestMessageEventsResponse(
             results=results,
             stored=stored,
@@ -395,6 +444,14 @@ class MessageEventServicer:
                     raise item
                 written = await item.write
                 results, stored = _ingest_results(written, item.rejected)
+                self._counted(
+                    "stream",
+                    item.received,
+                    stored,
+                    len(written) - stored,
+                    len(item.rejected),
+                    tenant,
+                )
                 yield spb.IngestMessageEventsStreamResponse(
                     sequence=item.sequence,
                     batch_id=item.batch_id,
@@ -417,6 +474,7 @@ class MessageEventServicer:
         sequence = 0
         try:
             async for request in requests:
+                received = time.perf_counter()
                 await window.acquire()
                 count = len(request.events)
                 if count > MAX_INGEST:
@@ -432,7 +490,9 @@ class MessageEventServicer:
                 # Retrieved here too, so that a stream gone before its
                 # acknowledgement leaves no "exception never retrieved".
                 write.add_done_callback(_retrieve)
-                accepted.put_nowait(_StreamBatch(sequence, request.batch_id, rejected, write))
+                accepted.put_nowait(
+                    _StreamBatch(sequence, request.batch_id, rejected, write, received)
+                )
                 sequence += 1
         except Exception as exc:  # the sender raises it after the acknowledgements before
             accepted.put_nowait(exc)
@@ -440,6 +500,13 @@ class MessageEventServicer:
             accepted.put_nowait(None)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _counted(
+        self, path: str, received: float, stored: int, dupes: int, rejected: int, tenant: int
+    ) -> None:
+        """One acknowledged ingest batch in the metrics: outcomes and receipt-to-ack time."""
+        self._metrics.count_ingest(path, stored, dupes, rejected, tenant)
+        self._metrics.ingest_ack_seconds.labels(path).observe(time.perf_counter() - received)
 
     async def _position(self, query: Query, token: str, field: str, fp: bytes) -> Query:
         """Continue from a token, or pin a new read to the store as it is now."""
@@ -470,6 +537,7 @@ class _StreamBatch:
     batch_id: str
     rejected: list[Rejection]
     write: asyncio.Future[list[WriteResult]]
+    received: float  # perf_counter() when the batch arrived
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

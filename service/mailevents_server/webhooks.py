@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -43,6 +44,7 @@ from mailevents.v1 import message_event_pb2 as pb
 from mailevents_server.auth import KeyResolver
 from mailevents_server.keytext import usable_key
 from mailevents_server.requestbody import BadBody, TooLarge, read_body
+from mailevents_server.rest.observe import METRICS_KEY
 from mailevents_server.sendgrid import event_from_sendgrid
 from mailevents_server.store.base import Store
 from mailevents_server.webhook_ingest import Converter, IntoStore, Refused, ThroughService
@@ -105,11 +107,17 @@ def _from_sparkpost(item: Any) -> pb.MessageEvent:
 
 async def _receive(request: web.Request, convert: Converter) -> web.Response:
     receiver = request.app[_RECEIVER]
+    metrics = request.app.get(METRICS_KEY)
+    started = time.perf_counter()
     key = api_key(request)
     if key is None:
+        if metrics is not None:
+            metrics.auth_refusals.labels("API_KEY_MISSING").inc()
         return _unauthorized("send the API key as Basic auth, a Bearer token or " + _TOKEN_HEADER)
     if not usable_key(key):
         # Not a key we could have issued: a 401, never a 5xx that is retried forever.
+        if metrics is not None:
+            metrics.auth_refusals.labels("API_KEY_INVALID").inc()
         return _unauthorized("invalid API key")
     try:
         body = await read_body(request, receiver.max_body_bytes)
@@ -122,6 +130,10 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
     except Refused as refused:
         return _refused(refused)
     rejects = sorted(done.rejects)
+    if metrics is not None:
+        path = "webhook_" + request.path.rsplit("/", 1)[-1]
+        metrics.count_ingest(path, done.stored, done.duplicates, len(rejects))
+        metrics.ingest_ack_seconds.labels(path).observe(time.perf_counter() - started)
     if rejects:
         log.warning(
             "webhook %s: %d of %d events rejected, first: #%d %s",

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from mailevents_server import runtime
+from mailevents_server.metrics import UNSERVED, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,23 @@ def default_count() -> int:
 class Workers:
     """A lazily started process pool, with a thread as the fallback."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, metrics: Metrics = UNSERVED) -> None:
         self.count = max(0, count)
+        self.metrics = metrics
         self._pool: ProcessPoolExecutor | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a worker process (`fn` and `args` must pickle)."""
+        metrics = self.metrics
+        metrics.worker_queue.inc()
+        started = time.perf_counter()
+        try:
+            return await self._run(fn, *args)
+        finally:
+            metrics.worker_queue.dec()
+            metrics.worker_seconds.labels(fn.__name__).observe(time.perf_counter() - started)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.count == 0:
             return await asyncio.to_thread(fn, *args)
         if self._pool is None:

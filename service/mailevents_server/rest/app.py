@@ -7,6 +7,7 @@ server (`mailevents serve`) or on its own against a remote service
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -14,11 +15,13 @@ import grpc
 from aiohttp import web
 
 from mailevents_server.auth import KeyResolver
+from mailevents_server.metrics import Metrics
 from mailevents_server.store.base import Store
 from mailevents_server.workers import Workers, owned_by
 
-from . import copernica, interaction, openapi, sparkpost, tastypie
+from . import copernica, interaction, openapi, probes, sparkpost, tastypie
 from .jsonbody import json_response
+from .observe import DIALECTS_KEY, METRICS_KEY, name_routes, observe
 from .refusals import RefusalLogger
 from .service import SERVICE_KEY, Service
 
@@ -42,17 +45,36 @@ async def _no_leaks(request: web.Request, handler: _Handler) -> web.StreamRespon
         return json_response({"error": "internal server error"}, status=500)
 
 
-def create_app(channel: grpc.aio.Channel, workers: Workers | None = None) -> web.Application:
+def create_app(
+    channel: grpc.aio.Channel,
+    workers: Workers | None = None,
+    *,
+    metrics: Metrics | None = None,
+    checks: list[probes.Check] | None = None,
+    started: asyncio.Event | None = None,
+) -> web.Application:
     """The shim, talking to the service over `channel` (which the caller owns and closes).
 
     Large pages are rendered with `workers`; without, the app starts its own
-    and stops them on cleanup.
+    and stops them on cleanup. Requests are counted in `metrics` (when given);
+    `/readyz` runs `checks` (default: the service's gRPC health). Until `started`
+    is set, only the probes answer (others: 503).
     """
-    app = web.Application(middlewares=[_no_leaks])
-    app[SERVICE_KEY] = Service(channel, workers or owned_by(app))
+    app = web.Application(middlewares=[observe, _no_leaks, probes.until_started])
+    if started is not None:
+        app[probes.STARTED_KEY] = started
+    if workers is None:
+        workers = owned_by(app)
+        if metrics is not None:
+            workers.metrics = metrics
+    app[SERVICE_KEY] = Service(channel, workers)
+    if metrics is not None:
+        app[METRICS_KEY] = metrics
+    app[probes.CHECKS_KEY] = checks if checks is not None else [probes.service_health(channel)]
     for dialect in DIALECTS:
-        app.router.add_routes(dialect.routes())
-    app.router.add_routes(openapi.routes())
+        name_routes(app, dialect.__name__.rsplit(".", 1)[-1], dialect.routes())
+    name_routes(app, "openapi", openapi.routes())
+    name_routes(app, "probe", probes.routes())
     return app
 
 
@@ -64,17 +86,22 @@ async def start_rest(
     webhooks: bool = True,
     workers: Workers | None = None,
     local: tuple[Store, KeyResolver] | None = None,
+    metrics: Metrics | None = None,
+    checks: list[probes.Check] | None = None,
+    started: asyncio.Event | None = None,
 ) -> web.AppRunner:
     """Serve the shim (and the webhook receivers) on host:port.
 
     Port 0 picks a free port; read it with `bound_port`. `local`: the store and key
     resolver of a service in this process, for the webhooks (see `webhook_ingest`).
     """
-    app = create_app(channel, workers)
+    app = create_app(channel, workers, metrics=metrics, checks=checks, started=started)
     if webhooks:
         from mailevents_server.webhooks import add_webhook_routes
 
         add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
+        for resource in app.router.resources():
+            app[DIALECTS_KEY].setdefault(resource.canonical, "webhook")
     runner = web.AppRunner(app, access_log=None, logger=RefusalLogger())
     await runner.setup()
     site = web.TCPSite(runner, host, port)

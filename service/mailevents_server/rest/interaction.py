@@ -24,7 +24,7 @@ from mailevents_server.requestbody import BadBody, TooLarge, parse_json, read_bo
 
 from . import timeutil
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition
+from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/api/3.0/messages/interaction-data/{messageId}"
 BODY_FIELDS = ("interactionType", "fromDate", "toDate", "pageNumber", "order")
@@ -184,6 +184,8 @@ async def interaction_data(request: web.Request) -> web.Response:
     except ServiceError as failure:
         if failure.unauthenticated:
             return error(401, "Unauthorized")
+        if failure.retry_after is not None:
+            return retry_later(error(503, "Service unavailable"), failure)
         if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
             return error(400, failure.message)
         return error(500, "Internal error")

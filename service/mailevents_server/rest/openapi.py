@@ -48,6 +48,7 @@ def _responses(*codes: int) -> dict[str, Any]:
         401: "no valid API key",
         404: "no such event",
         500: "the service failed",
+        503: "not ready: the service or its store does not answer, or it is draining",
     }
     return {str(code): {"description": meanings[code]} for code in codes}
 
@@ -144,6 +145,15 @@ def document() -> dict[str, Any]:
                 }
             },
             PATH: {"get": {"summary": "This document", "responses": _responses(200)}},
+            "/healthz": {
+                "get": {"summary": "Liveness: the process is up", "responses": _responses(200)}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the service and its store answer, not draining",
+                    "responses": _responses(200, 503),
+                }
+            },
         },
     }
 

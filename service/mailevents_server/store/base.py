@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from mailevents_server.ingest import PreparedEvent
+from mailevents_server.metrics import UNSERVED, Metrics
 from mailevents_server.query.model import Query
 
 #: How many leading hex digits of a key's hash name it in `keys list` / `keys revoke`.
@@ -68,6 +69,9 @@ class Store(abc.ABC):
     #: Streams currently reading; tests use it to see that a cancelled
     #: stream really stopped the store's work.
     open_streams: int = 0
+    #: Where the store counts commits, statistics refreshes and retention; the
+    #: server sets its own (by default they are counted and never exported).
+    metrics: Metrics = UNSERVED
 
     @abc.abstractmethod
     async def open(self) -> None:

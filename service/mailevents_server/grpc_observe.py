@@ -1,0 +1,213 @@
+"""What every gRPC call leaves behind: metrics, an access log line and a trace span.
+
+`CallObserver` is the server's outermost interceptor, so it sees every call
+(the service's, health, reflection) with its final status, including the
+statuses the auth interceptor sets. Per call it costs a few counter and
+histogram updates and, when INFO is on, one log line; per event nothing.
+
+`tracing_interceptors` are the client side for channels the server opens
+(the shim's and the webhooks'): a CLIENT span per call, with its W3C
+`traceparent` sent as metadata so the service's span joins the same trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from mailevents_server import tracing
+from mailevents_server.auth import calling_tenant
+from mailevents_server.metrics import Metrics
+
+access = logging.getLogger("mailevents.access")
+
+
+class CallObserver(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts, times, logs and traces each call."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        call = _Call(self._metrics, details)
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                with call.observe(context, streaming=False):
+                    return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary is not None:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                with call.observe(context, streaming=False):
+                    return await inner_su(requests, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer
+            )
+        streaming = handler.unary_stream or handler.stream_stream
+
+        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            with call.observe(context, streaming=True):
+                async for item in streaming(request, context):
+                    yield item
+
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream is not None
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return make(streamed, handler.request_deserializer, handler.response_serializer)
+
+
+class _Call:
+    """One method's observation: what `observe` records around each of its calls."""
+
+    def __init__(self, metrics: Metrics, details: grpc.HandlerCallDetails) -> None:
+        self._metrics = metrics
+        self._method = details.method
+        self._metadata = details.invocation_metadata
+
+    def observe(self, context: grpc.aio.ServicerContext, *, streaming: bool) -> _Observation:
+        return _Observation(self, context, streaming)
+
+    def record(self, code: str, seconds: float, streaming: bool) -> None:
+        m = self._metrics
+        method = self._method
+        m.grpc_requests.labels(method, code, *m.tenant(calling_tenant())).inc()
+        if streaming:
+            m.grpc_stream_seconds.labels(method).observe(seconds)
+        else:
+            m.grpc_seconds.labels(method).observe(seconds)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "%s %s %.1fms",
+                method,
+                code,
+                seconds * 1000,
+                extra={"method": method, "status": code, "duration_ms": round(seconds * 1000, 3)},
+            )
+
+
+class _Observation:
+    """A context manager around one call (a class: cheaper than a generator-based one)."""
+
+    __slots__ = ("_call", "_context", "_span", "_started", "_streaming")
+
+    def __init__(self, call: _Call, context: grpc.aio.ServicerContext, streaming: bool) -> None:
+        self._call = call
+        self._context = context
+        self._streaming = streaming
+        self._span: Any = None
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        if tracing.enabled():
+            call = self._call
+            self._span = tracing.server_span(
+                call._method.lstrip("/"),
+                call._metadata,
+                {"rpc.system": "grpc", "rpc.method": call._method},
+            )
+            self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        seconds = time.perf_counter() - self._started
+        code = _code(self._context, kind)
+        if self._span is not None:
+            if code != "OK":
+                tracing.set_error(code)
+            self._call.record(code, seconds, self._streaming)  # inside the span: its trace id
+            self._span.__exit__(kind, exc, tb)
+        else:
+            self._call.record(code, seconds, self._streaming)
+
+
+def _code(context: grpc.aio.ServicerContext, kind: type[BaseException] | None) -> str:
+    """The call's final status code name: the one the handler (or auth) aborted
+    with, OK when it returned, UNKNOWN for an exception nothing mapped."""
+    if kind is not None and issubclass(kind, asyncio.CancelledError):
+        return "CANCELLED"
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    return "OK" if kind is None else "UNKNOWN"
+
+
+# -- client side ----------------------------------------------------------------
+
+
+class _ClientTracing:
+    """A CLIENT span for each outgoing call, its context sent as `traceparent`."""
+
+    async def _intercept(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        if not tracing.enabled():
+            return await continuation(details, request)
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        span = tracing.start_client_span(method.lstrip("/"))
+        metadata = list(details.metadata or ())
+        tracing.inject(span, metadata)
+        details = grpc.aio.ClientCallDetails(
+            details.method,
+            details.timeout,
+            grpc.aio.Metadata(*metadata),
+            details.credentials,
+            details.wait_for_ready,
+        )
+        try:
+            call = await continuation(details, request)
+        except BaseException:
+            span.end()
+            raise
+        call.add_done_callback(lambda _call: span.end())
+        return call
+
+
+class _UnaryUnary(_ClientTracing, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
+
+
+class _UnaryStream(_ClientTracing, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, details, request)
+
+
+class _StreamUnary(_ClientTracing, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._intercept(continuation, details, requests)
+
+
+class _StreamStream(_ClientTracing, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._intercept(continuation, details, requests)
+
+
+def tracing_interceptors() -> list[Any]:
+    """Client interceptors for a channel, when tracing is on (none otherwise: an
+    intercepted channel costs more per call)."""
+    if not tracing.enabled():
+        return []
+    return [_UnaryUnary(), _UnaryStream(), _StreamUnary(), _StreamStream()]

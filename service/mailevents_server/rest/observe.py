@@ -1,0 +1,82 @@
+"""The shim's per-request metrics, access log line and trace span (an aiohttp middleware).
+
+Requests are labelled by dialect and route, the path pattern (never the
+path itself, which would make a label per message id, nor the query string,
+where two dialects carry API keys).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+
+from mailevents_server import tracing
+from mailevents_server.metrics import Metrics
+
+access = logging.getLogger("mailevents.access")
+
+METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+#: Route pattern -> dialect name, for the dialect label.
+DIALECTS_KEY: web.AppKey[dict[str, str]] = web.AppKey("dialect_of_route", dict)
+#: Routes whose requests are logged at DEBUG: orchestrators probe them every few seconds.
+QUIET_DIALECTS = frozenset({"probe"})
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def name_routes(app: web.Application, dialect: str, routes: Iterable[web.RouteDef]) -> None:
+    """Add `routes` to `app`, labelled with `dialect` in metrics and logs."""
+    table = app.setdefault(DIALECTS_KEY, {})
+    for route in routes:
+        table[route.path] = dialect
+    app.router.add_routes(routes)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Count, time, log and trace one request."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    dialect = request.app.get(DIALECTS_KEY, {}).get(route, "none")
+    started = time.perf_counter()
+    status = 500
+    with tracing.server_span(
+        f"{request.method} {route}",
+        request.headers,
+        {"http.request.method": request.method, "http.route": route},
+    ):
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            if status >= 500:
+                tracing.set_error(str(status))
+            metrics = request.app.get(METRICS_KEY)
+            if metrics is not None:
+                metrics.http_requests.labels(dialect, route, str(status)).inc()
+                metrics.http_seconds.labels(dialect, route).observe(seconds)
+            level = logging.DEBUG if dialect in QUIET_DIALECTS else logging.INFO
+            if access.isEnabledFor(level):
+                access.log(
+                    level,
+                    "%s %s %d %.1fms",
+                    request.method,
+                    route,
+                    status,
+                    seconds * 1000,
+                    extra={
+                        "route": route,
+                        "dialect": dialect,
+                        "method": request.method,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                    },
+                )

@@ -1,0 +1,127 @@
+"""A REST request traced end to end: shim route → stub call → gRPC service → store,
+all under one trace id, with the W3C context carried across the gRPC hop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from live_support import MAILEVENTS, create_keys, free_port
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
+from mailevents_server import tracing
+from mailevents_server.logs import JsonFormatter
+from mailevents_server.server import SERVICE_NAME
+from ops.conftest import start_ops
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracing.enable(provider)
+    try:
+        yield exported
+    finally:
+        tracing.disable()
+        provider.shutdown()
+
+
+async def test_shim_grpc_and_store_spans_share_one_trace(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+    access = logging.getLogger("mailevents.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    running, key = await start_ops(tmp_path)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
+                headers={"Authorization": key},
+            ) as response,
+        ):
+            assert response.status == 200
+    finally:
+        await running.stop(grace=0)
+        access.removeHandler(handler)
+        access.setLevel(logging.NOTSET)
+
+    spans = exporter.get_finished_spans()
+    by_name = {span.name: span for span in spans}
+    route = by_name["GET /api/v1/message-events"]
+    method = f"{SERVICE_NAME}/SearchMessageEvents"
+    client = next(s for s in spans if s.name == method and s.kind == SpanKind.CLIENT)
+    server = next(s for s in spans if s.name == method and s.kind == SpanKind.SERVER)
+    store = by_name["store.read"]
+    assert route.kind == SpanKind.SERVER
+    trace_id = route.context.trace_id
+    assert {client.context.trace_id, server.context.trace_id, store.context.trace_id} == {trace_id}
+    # The chain: route → client call → (over gRPC metadata) server call → store read.
+    assert client.parent.span_id == route.context.span_id
+    assert server.parent.span_id == client.context.span_id
+    assert server.parent.is_remote
+    assert store.parent.span_id == server.context.span_id
+    # The access lines of the route and of its calls carry the trace id.
+    logged = [json.loads(line) for line in lines]
+    hex_id = format(trace_id, "032x")
+    assert {
+        line.get("route") or line.get("method") for line in logged if line.get("trace_id") == hex_id
+    } == {
+        "/api/v1/message-events",
+        "/" + method,
+        f"/{SERVICE_NAME}/CountMessageEvents",  # the dialect's total
+    }
+
+
+async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) -> None:
+    """`OTEL_TRACES_EXPORTER=console` and `OTEL_SERVICE_NAME`, read by `mailevents serve`."""
+    database = str(tmp_path / "events.db")
+    (key,) = await create_keys(database, "acme")
+    port = free_port()
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "mailevents-under-test",
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
+        [
+            str(MAILEVENTS),
+            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
+            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await channel.channel_ready()
+            await sgrpc.MessageEventServiceStub(channel).ListMessageEvents(
+                spb.ListMessageEventsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    text = out.decode()
+    assert f'"name": "{SERVICE_NAME}/ListMessageEvents"' in text
+    assert '"name": "store.page"' in text
+    assert '"service.name": "mailevents-under-test"' in text
