@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -200,18 +201,20 @@ async def test_busy_worker_processes_exit_at_once_when_the_server_is_killed(
     serve: tuple[ServeProcess, str],
 ) -> None:
     server, key = serve
-    async with channel(server.address) as chan:
+
+    def ingest(chan: grpc.aio.Channel, n: int) -> Any:
         # Large batches keep the workers preparing events (over 256 go to a worker).
-        calls = [
-            stub(chan).IngestMessageEvents(
-                spb.IngestMessageEventsRequest(events=events(10_000, prefix=f"busy{n}-")),
-                metadata=metadata(key),
-                timeout=60,
-            )
-            for n in range(6)
-        ]
-        await until(lambda: len(workers_of(server)) > 0, within=30)
+        return stub(chan).IngestMessageEvents(
+            spb.IngestMessageEventsRequest(events=events(10_000, prefix=f"busy{n}-")),
+            metadata=metadata(key),
+            timeout=60,
+        )
+
+    async with channel(server.address) as chan:
+        await ingest(chan, 0)  # the workers are up (a worker starting up is not busy yet)
         workers = workers_of(server)
+        assert workers
+        calls = [ingest(chan, n) for n in range(1, 7)]
         await asyncio.sleep(0.3)  # they are busy now
         assert any(not c.done() for c in calls), "the work ended before the kill"
         server.kill()
@@ -221,4 +224,8 @@ async def test_busy_worker_processes_exit_at_once_when_the_server_is_killed(
     # The kernel ends them with their parent, at once; the bound is slack for a
     # loaded machine (a worker that looked for its parent once a second often
     # outlived it by most of that second).
-    await until(lambda: not any(_running(pid) for pid in workers), within=0.8)
+    try:
+        await until(lambda: not any(_running(pid) for pid in workers), within=0.8)
+    except AssertionError:
+        alive = [Path(f"/proc/{pid}/stat").read_text()[:60] for pid in workers if _running(pid)]
+        raise AssertionError(f"workers still running: {alive}") from None
