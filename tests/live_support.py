@@ -129,6 +129,8 @@ class ServeProcess:
     database: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    #: The REST shim and webhooks' port; 0 runs gRPC alone.
+    http_port: int = 0
 
     @property
     def address(self) -> str:
@@ -149,7 +151,7 @@ class ServeProcess:
                     "--grpc-address",
                     self.address,
                     "--http-address",
-                    "",
+                    f"127.0.0.1:{self.http_port}" if self.http_port else "",
                     "--metrics-address",
                     "",
                     "--log-level",
