@@ -25,6 +25,7 @@ from typing import Any, Self
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mailevents.errors import MailEventsError
 from mailevents.ingest_stream import Batches, IngestStream
@@ -50,9 +51,8 @@ MAX_INGEST_BATCH = 10_000
 # raises its limits to the same figure.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-_SEARCH_METHOD = "/{}/SearchMessageEvents".format(
-    pb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
-)
+#: The service's full name, as gRPC paths and health checks name it.
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
 
 #: Fields to return: a FieldMask, "a,b,c", or field names.
 ReadMask = FieldMask | str | Iterable[str]
@@ -110,6 +110,8 @@ class MailEventsClient:
         self._owns_channel = channel is None
         self._stub: Any = None
         self._raw_search: Any = None
+        self._raw_ingest: Any = None
+        self._health: Any = None
 
     async def __aenter__(self) -> Self:
         self._service()
@@ -162,12 +164,18 @@ class MailEventsClient:
             assert self._channel is not None
             # The generated stub module is untyped (no mypy-protobuf plugin).
             self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
-            # The same method, answering bytes: see `search_raw`.
+            # The same methods, with bytes on one side: see `search_raw`, `ingest_serialized`.
             self._raw_search = self._channel.unary_stream(
-                _SEARCH_METHOD,
+                f"/{SERVICE_NAME}/SearchMessageEvents",
                 request_serializer=pb.SearchMessageEventsRequest.SerializeToString,
                 response_deserializer=None,
             )
+            self._raw_ingest = self._channel.unary_unary(
+                f"/{SERVICE_NAME}/IngestMessageEvents",
+                request_serializer=None,
+                response_deserializer=pb.IngestMessageEventsResponse.FromString,
+            )
+            self._health = health_pb2_grpc.HealthStub(self._channel)
         return self._stub
 
     def _retries(self, max_attempts: int | None = None) -> Retries:
@@ -516,6 +524,34 @@ class MailEventsClient:
             merged.duplicates += response.duplicates
             merged.rejected += response.rejected
         return merged
+
+    async def ingest_serialized(self, request: bytes) -> pb.IngestMessageEventsResponse:
+        """IngestMessageEvents with a request already serialized (say, by a worker
+        process that converted a webhook body), sent once: the caller decides
+        what a failure means for its own sender."""
+        self._service()
+        try:
+            response: pb.IngestMessageEventsResponse = await self._raw_ingest(
+                request, metadata=self._metadata, timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        self._reached = True
+        return response
+
+    async def health(self) -> str:
+        """The service's gRPC health (grpc.health.v1): "SERVING", "NOT_SERVING", ...
+
+        Asked without an API key, as orchestrators and readiness probes do.
+        """
+        self._service()
+        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        try:
+            answer = await self._health.Check(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+        return status
 
     # Last in the class: once defined, `list` in this class body is the method.
     async def list(

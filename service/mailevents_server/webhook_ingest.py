@@ -35,6 +35,8 @@ from typing import Any
 
 import grpc
 
+from mailevents.client import MailEventsClient
+from mailevents.errors import MailEventsError
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import faults
@@ -57,9 +59,6 @@ CALL_TIMEOUT_SECONDS = 60.0
 #: Bodies larger than this (some 250 events) are converted in a worker process;
 #: smaller ones in the event loop, where a worker's round trip would cost more.
 CONVERT_INLINE_BYTES = 256 * 1024
-_INGEST_METHOD = (
-    f"/{spb.DESCRIPTOR.services_by_name['MessageEventService'].full_name}/IngestMessageEvents"
-)
 
 Converter = Callable[[Any], pb.MessageEvent]
 
@@ -108,27 +107,21 @@ class Converted:
 
 
 class ThroughService:
-    """Stores batches by calling IngestMessageEvents over `channel`."""
+    """Stores batches by calling IngestMessageEvents through `client` (the shim run alone)."""
 
-    def __init__(self, channel: grpc.aio.Channel, workers: Workers) -> None:
-        # Requests arrive already serialized (see as_requests): no serializer.
-        self._ingest = channel.unary_unary(
-            _INGEST_METHOD,
-            request_serializer=None,
-            response_deserializer=spb.IngestMessageEventsResponse.FromString,
-        )
+    def __init__(self, client: MailEventsClient, workers: Workers) -> None:
+        self._client = client
         self._workers = workers
 
     async def store(self, key: str, body: bytes, convert: Converter) -> Stored:
         batch = await _convert(self._workers, as_requests, body, convert)
         done = _stored(batch)
-        metadata = (("authorization", f"Bearer {key}"),)
+        client = self._client.with_api_key(key)
         try:
+            # Requests arrive already serialized (see as_requests).
             for number, request_bytes in enumerate(batch.requests):
                 start = number * MAX_CALL_EVENTS
-                response: spb.IngestMessageEventsResponse = await self._ingest(
-                    request_bytes, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
-                )
+                response = await client.ingest_serialized(request_bytes)
                 done.stored += response.stored
                 done.duplicates += response.duplicates
                 if response.rejected:  # else no need to look at each result
@@ -137,8 +130,8 @@ class ThroughService:
                             done.rejects.append(
                                 (batch.positions[start + result.index], result.reason)
                             )
-        except grpc.aio.AioRpcError as err:
-            raise _refused(err, done.stored) from None
+        except MailEventsError as failure:
+            raise _refused(failure, done.stored) from None
         return done
 
 
@@ -261,16 +254,18 @@ def _is_ping(item: Any) -> bool:
     return isinstance(item, dict) and item.keys() == {"msys"} and item["msys"] in ({}, None)
 
 
-def _refused(err: grpc.aio.AioRpcError, stored: int) -> Refused:
+def _refused(failure: MailEventsError, stored: int) -> Refused:
     """The service refused or failed: say so in a way that makes the provider do the right thing."""
-    code = err.code()
+    code = failure.code
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return Refused(401, "invalid API key")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return Refused(400, err.details() or "invalid batch")
+        return Refused(400, failure.message or "invalid batch")
     # Anything else may pass: 503 makes the provider retry, and what this
     # attempt stored already comes back as duplicates then.
-    log.warning("webhook batch not stored (%s, %d events stored before): %s", code, stored, err)
+    log.warning(
+        "webhook batch not stored (%s, %d events stored before): %s", code.name, stored, failure
+    )
     return _retry_later()
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from mailevents.client import MailEventsClient
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents_server.auth import KeyResolver
@@ -47,7 +48,13 @@ from mailevents_server.requestbody import BadBody, TooLarge, read_body
 from mailevents_server.rest.observe import METRICS_KEY
 from mailevents_server.sendgrid import event_from_sendgrid
 from mailevents_server.store.base import Store
-from mailevents_server.webhook_ingest import Converter, IntoStore, Refused, ThroughService
+from mailevents_server.webhook_ingest import (
+    CALL_TIMEOUT_SECONDS,
+    Converter,
+    IntoStore,
+    Refused,
+    ThroughService,
+)
 from mailevents_server.workers import Workers, owned_by
 
 log = logging.getLogger(__name__)
@@ -87,10 +94,20 @@ def add_webhook_routes(
     receivers start their own, stopped on the app's cleanup.
     """
     workers = workers or owned_by(app)
-    sink: Sink = ThroughService(channel, workers) if local is None else IntoStore(*local, workers)
+    sink: Sink = (
+        ThroughService(_through_client(channel), workers)
+        if local is None
+        else IntoStore(*local, workers)
+    )
     app[_RECEIVER] = _Receiver(sink, max_body_bytes)
     app.router.add_post("/webhooks/sparkpost", _sparkpost)
     app.router.add_post("/webhooks/sendgrid", _sendgrid)
+
+
+def _through_client(channel: grpc.aio.Channel) -> MailEventsClient:
+    """The client the receivers store through when the shim runs alone: sent
+    once, since a 503 makes the provider redeliver anyway."""
+    return MailEventsClient(channel=channel, timeout=CALL_TIMEOUT_SECONDS, retry=None)
 
 
 async def _sparkpost(request: web.Request) -> web.Response:

@@ -20,10 +20,10 @@ from mailevents_server.store.base import Store
 from mailevents_server.workers import Workers, owned_by
 
 from . import copernica, interaction, openapi, probes, sparkpost, tastypie
+from .client import CLIENT_KEY, ShimClient
 from .jsonbody import json_response
 from .observe import DIALECTS_KEY, METRICS_KEY, name_routes, observe
 from .refusals import RefusalLogger
-from .service import SERVICE_KEY, Service
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def create_app(
         workers = owned_by(app)
         if metrics is not None:
             workers.metrics = metrics
-    app[SERVICE_KEY] = Service(channel, workers)
+    app[CLIENT_KEY] = ShimClient(channel, workers)
     if metrics is not None:
         app[METRICS_KEY] = metrics
     app[probes.CHECKS_KEY] = checks if checks is not None else [probes.service_health(channel)]
@@ -99,7 +99,7 @@ async def start_rest(
     if webhooks:
         from mailevents_server.webhooks import add_webhook_routes
 
-        add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
+        add_webhook_routes(app, channel, workers=app[CLIENT_KEY].workers, local=local)
         for resource in app.router.resources():
             app[DIALECTS_KEY].setdefault(resource.canonical, "webhook")
     runner = web.AppRunner(app, access_log=None, logger=RefusalLogger())
