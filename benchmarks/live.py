@@ -38,10 +38,11 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import wire
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.ingest import prepare
+from mailevents_server.ingest.receivers import add_webhook_routes, through_service
 from mailevents_server.store.sqlite import SQLiteStore
 from mailevents_server.store.sqlite_schema import MIGRATIONS
 from mailevents_server.store.sqlite_writer import INSERT
-from mailevents_server.webhooks import add_webhook_routes
+from mailevents_server.workers import owned_by
 
 
 def fresh_database(directory: Path | str | None = None, tenant: str = "bench") -> tuple[Path, str]:
@@ -178,7 +179,7 @@ async def start_webhooks(grpc_address: str) -> Any:
 
     channel = grpc.aio.insecure_channel(grpc_address)
     app = web.Application()
-    add_webhook_routes(app, channel)
+    add_webhook_routes(app, through_service(channel, owned_by(app)))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

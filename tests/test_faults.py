@@ -16,8 +16,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from mailevents._retry import Retries, RetryPolicy
 from mailevents.errors import MailEventsError
+from mailevents.retry import Retries, RetryPolicy
 from mailevents_server.errors import store_refusal, to_rpc_status
 from mailevents_server.faults import Fault, classify
 
@@ -137,7 +137,7 @@ def test_retries_give_up_when_they_should() -> None:
     ],
 )
 def test_retry_notice_text(reason: str, delay: float, text: str) -> None:
-    from mailevents._retry import RetryNotice
+    from mailevents.retry import RetryNotice
 
     error = MailEventsError(grpc.StatusCode.UNAVAILABLE, "x", reason=reason)
     assert str(RetryNotice(error, delay, 1)) == text

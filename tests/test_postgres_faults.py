@@ -41,8 +41,10 @@ from mailevents import MailEventsClient
 from mailevents.client import RetryNotice, RetryPolicy
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.auth import KeyResolver
+from mailevents_server.ingest.store_sink import IntoStore
 from mailevents_server.rest import bound_port, start_rest
 from mailevents_server.rest.tastypie import CANNED_ERROR
+from mailevents_server.workers import Workers
 
 pytestmark = requires_postgres
 
@@ -315,7 +317,12 @@ async def test_rest_dialects_answer_503_with_retry_after_in_their_own_shape(
         store = srv.running.store
         # The webhooks as `serve` mounts them: straight into the store, with a
         # key resolver of their own (its cache empty: the key lookup fails too).
-        runner = await start_rest(srv.channel, "127.0.0.1", 0, local=(store, KeyResolver(store)))
+        runner = await start_rest(
+            srv.channel,
+            "127.0.0.1",
+            0,
+            webhook_sink=IntoStore(store, KeyResolver(store), Workers(0)),
+        )
         base = f"http://127.0.0.1:{bound_port(runner)}"
         await own_postgres.command("halt")
         try:

@@ -26,10 +26,16 @@ from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server.auth import KeyResolver, hash_key, new_key
+from mailevents_server.ingest.receivers import (
+    MAX_BODY_BYTES,
+    add_webhook_routes,
+    through_service,
+)
+from mailevents_server.ingest.store_sink import IntoStore
 from mailevents_server.server import ServerConfig, start_server
 from mailevents_server.store import open_store
 from mailevents_server.store.base import Store
-from mailevents_server.webhooks import add_webhook_routes
+from mailevents_server.workers import owned_by
 
 SPARKPOST = "/webhooks/sparkpost"
 SENDGRID = "/webhooks/sendgrid"
@@ -51,9 +57,18 @@ class Hooks:
             return response.status, json.loads(text) if text else None, response
 
 
-async def start_hooks(chan: grpc.aio.Channel, **options: Any) -> tuple[web.AppRunner, str]:
+async def start_hooks(
+    chan: grpc.aio.Channel,
+    *,
+    local: tuple[Store, KeyResolver] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> tuple[web.AppRunner, str]:
+    """The receivers alone on an app: through the service over `chan`, or with
+    `local` (a store and key resolver) into that store, as `serve` mounts them."""
     app = web.Application()
-    add_webhook_routes(app, chan, **options)
+    workers = owned_by(app)
+    sink = IntoStore(*local, workers) if local is not None else through_service(chan, workers)
+    add_webhook_routes(app, sink, max_body_bytes=max_body_bytes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -62,7 +77,7 @@ async def start_hooks(chan: grpc.aio.Channel, **options: Any) -> tuple[web.AppRu
     return runner, f"http://127.0.0.1:{port}"
 
 
-def into_store(store: Store) -> dict[str, Any]:
+def into_store(store: Store) -> dict[str, tuple[Store, KeyResolver]]:
     """The options that make the receivers write into `store`, as `serve` mounts them."""
     return {"local": (store, KeyResolver(store))}
 

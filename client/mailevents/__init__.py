@@ -5,10 +5,10 @@ its `query` function is deliberately not re-exported here, where it would
 shadow the module of the same name.
 """
 
-from mailevents._retry import RetryNotice, RetryPolicy
 from mailevents.client import MailEventsClient
 from mailevents.errors import MailEventsError
 from mailevents.query import parse_duration, parse_time, parse_where, where
+from mailevents.retry import RetryNotice, RetryPolicy
 
 __version__ = "0.1.0"
 

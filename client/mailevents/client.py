@@ -5,13 +5,19 @@ the API key on every call, a deadline on every call (gRPC's default is none),
 message limits large enough for big batches, failed calls turned into one
 exception that carries the server's field violations, searches that survive
 a dropped connection by resuming from the last batch's token, and ingest
-that rides out a store failing for a moment by sending again (see `_retry`).
+that rides out a store failing for a moment by sending again (see `mailevents.retry`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
+import copy
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
@@ -19,11 +25,12 @@ from typing import Any, Self
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mailevents import _ingest_stream
-from mailevents._retry import Retries, RetryNotice, RetryPolicy
 from mailevents.errors import MailEventsError
+from mailevents.ingest_stream import Batches, IngestStream
 from mailevents.query import group_by_value
+from mailevents.retry import Retries, RetryNotice, RetryPolicy, resuming
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1 import message_event_service_pb2_grpc as pb_grpc
 from mailevents.v1.message_event_pb2 import MessageEvent
@@ -43,6 +50,9 @@ MAX_INGEST_BATCH = 10_000
 # Search batches of 10,000 wide events pass gRPC's 4 MiB default; the server
 # raises its limits to the same figure.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+#: The service's full name, as gRPC paths and health checks name it.
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
 
 #: Fields to return: a FieldMask, "a,b,c", or field names.
 ReadMask = FieldMask | str | Iterable[str]
@@ -65,6 +75,10 @@ class MailEventsClient:
     never sooner than the server's RetryInfo asks. Sending events again is
     safe, as the server stores each event_id once. `retry=None` turns it
     off. `on_retry` hears of each wait, e.g. to show it in a progress line.
+
+    `channel`: call over an existing channel (one the caller made, with its
+    own options and interceptors) instead of opening one to `address`;
+    `with_api_key` gives clients for other keys over the same channel.
     """
 
     def __init__(
@@ -78,6 +92,7 @@ class MailEventsClient:
         max_reconnects: int = 5,
         retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen: safe to share)
         on_retry: Callable[[RetryNotice], None] | None = None,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -87,13 +102,16 @@ class MailEventsClient:
         #: Whether the server has answered this client before: a server never
         #: reached is reported at once rather than retried.
         self._reached = False
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        )
+        self._metadata = _metadata(api_key)
         self._tls = tls or root_certificates is not None
         self._root_certificates = root_certificates
-        self._channel: grpc.aio.Channel | None = None
+        #: A channel passed in belongs to the caller: `aclose` leaves it open.
+        self._channel: grpc.aio.Channel | None = channel
+        self._owns_channel = channel is None
         self._stub: Any = None
+        self._raw_search: Any = None
+        self._raw_ingest: Any = None
+        self._health: Any = None
 
     async def __aenter__(self) -> Self:
         self._service()
@@ -108,10 +126,22 @@ class MailEventsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        if self._channel is not None:
+        """Close the channel this client opened; calls in flight are cancelled."""
+        if self._channel is not None and self._owns_channel:
             channel, self._channel, self._stub = self._channel, None, None
             await channel.close()
+
+    def with_api_key(self, api_key: str | None) -> MailEventsClient:
+        """A client that calls as `api_key` over this client's channel and settings.
+
+        Cheap (no connection of its own), so a proxy can make one per request;
+        closing it leaves the channel open.
+        """
+        self._service()  # opened here, once, so that both share it
+        other = copy.copy(self)
+        other._owns_channel = False
+        other._metadata = _metadata(api_key)
+        return other
 
     def _service(self) -> Any:
         """The stub, opening the channel on first use.
@@ -120,7 +150,7 @@ class MailEventsClient:
         event loop, which does not exist yet when a client is constructed at
         import time or outside `asyncio.run`.
         """
-        if self._stub is None:
+        if self._stub is None and self._channel is None:
             options = [
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
@@ -130,8 +160,22 @@ class MailEventsClient:
                 self._channel = grpc.aio.secure_channel(self.address, credentials, options=options)
             else:
                 self._channel = grpc.aio.insecure_channel(self.address, options=options)
+        if self._stub is None:
+            assert self._channel is not None
             # The generated stub module is untyped (no mypy-protobuf plugin).
             self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
+            # The same methods, with bytes on one side: see `search_raw`, `ingest_serialized`.
+            self._raw_search = self._channel.unary_stream(
+                f"/{SERVICE_NAME}/SearchMessageEvents",
+                request_serializer=pb.SearchMessageEventsRequest.SerializeToString,
+                response_deserializer=None,
+            )
+            self._raw_ingest = self._channel.unary_unary(
+                f"/{SERVICE_NAME}/IngestMessageEvents",
+                request_serializer=None,
+                response_deserializer=pb.IngestMessageEventsResponse.FromString,
+            )
+            self._health = health_pb2_grpc.HealthStub(self._channel)
         return self._stub
 
     def _retries(self, max_attempts: int | None = None) -> Retries:
@@ -143,7 +187,7 @@ class MailEventsClient:
         again while the server is unavailable, within the retry policy."""
         method = getattr(self._service(), method_name)
         # No count limit: a server that never answered is not retried at all
-        # (see `_retry`), and one that did is given the whole time budget.
+        # (see `mailevents.retry`), and one that did is given the whole time budget.
         retries = self._retries() if retry else None
         while True:
             try:
@@ -222,41 +266,58 @@ class MailEventsClient:
             heartbeat_interval=_duration(heartbeat_interval),
         )
         wait = self._live_wait(heartbeat_interval) if follow else self.timeout
-        delivered = received = 0
+        delivered = 0
         finished = False
-        retries = self._retries(self.max_reconnects)
-        while True:
-            call = self._service().SearchMessageEvents(request, metadata=self._metadata)
-            try:
-                while (response := await self._next_response(call, wait)) is not None:
-                    retries.progress()
-                    self._reached = True
-                    received += 1
-                    delivered += len(response.events)
-                    finished = response.HasField("stats")
-                    if response.resume_token:
-                        request.resume_token = response.resume_token
-                    yield response
-                return
-            except grpc.aio.AioRpcError as exc:
-                if finished:  # dropped after the last message: nothing is missing
-                    return
-                error = MailEventsError.from_rpc_error(exc)
-                # Resumed: a stream cut by a dropped connection or by the store
-                # failing (the server sends RetryInfo then, also before the
-                # first batch). A server never reached is reported now.
-                delay = retries.next_delay(error, reached=received > 0)
-                if delay is None:
-                    raise error from exc
-            finally:
-                call.cancel()
+
+        async def attempt() -> AsyncGenerator[pb.SearchMessageEventsResponse, None]:
+            nonlocal delivered, finished
             if max_events:
                 # The token is bound to the query, not to the limit: ask only
                 # for what is still owed.
                 request.max_events = max_events - delivered
                 if request.max_events <= 0:
                     return
-            await retries.pause(error, delay)
+            call = self._service().SearchMessageEvents(request, metadata=self._metadata)
+            try:
+                while (response := await self._next_response(call, wait)) is not None:
+                    self._reached = True
+                    delivered += len(response.events)
+                    finished = response.HasField("stats")
+                    if response.resume_token:
+                        request.resume_token = response.resume_token
+                    yield response
+            except grpc.aio.AioRpcError as exc:
+                if not finished:  # dropped after the last message: nothing is missing
+                    raise MailEventsError.from_rpc_error(exc) from exc
+            finally:
+                call.cancel()
+
+        # Resumed from the last token: a stream cut by a dropped connection
+        # or by the store failing (the server sends RetryInfo then, also
+        # before the first batch). A server never reached is reported now.
+        async with aclosing(resuming(attempt, self._retries(self.max_reconnects))) as responses:
+            async for response in responses:
+                yield response
+
+    async def search_raw(
+        self, request: pb.SearchMessageEventsRequest
+    ) -> AsyncGenerator[bytes, None]:
+        """SearchMessageEvents' responses as the bytes the server sent, unparsed.
+
+        For a proxy that hands pages, as they came, to other processes to
+        parse and render. The whole stream is bounded by `timeout` and not
+        resumed: meant for pages, not for exports (use `search_batches`).
+        """
+        self._service()
+        call = self._raw_search(request, metadata=self._metadata, timeout=self.timeout)
+        try:
+            async for data in call:
+                self._reached = True
+                yield data
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
 
     async def _next_response(
         self, call: Any, wait: float | None
@@ -326,11 +387,11 @@ class MailEventsClient:
         )
         limit = self.max_reconnects if max_reconnects is None else max_reconnects
         wait = self._live_wait(heartbeat_interval)
-        received = delivered = 0
-        retries = self._retries(limit)
-        while True:
+        delivered = 0
+
+        async def attempt() -> AsyncGenerator[pb.WatchMessageEventsResponse, None]:
+            nonlocal delivered
             call = self._service().WatchMessageEvents(request, metadata=self._metadata)
-            cause: grpc.aio.AioRpcError | None = None
             try:
                 while True:
                     try:
@@ -338,33 +399,32 @@ class MailEventsClient:
                             response = await call.read()
                     except TimeoutError:
                         # Heartbeats stopped: the connection is dead, whatever TCP thinks.
-                        error = MailEventsError(
+                        raise MailEventsError(
                             grpc.StatusCode.UNAVAILABLE,
                             f"no message or heartbeat from {self.address} within {wait:g}s",
-                        )
-                        break
+                        ) from None
                     if response is grpc.aio.EOF:
                         return
-                    retries.progress()
                     self._reached = True
-                    received += 1
                     request.resume_token = response.resume_token
                     if max_events:
                         delivered += len(response.events)
                         request.max_events = max(1, max_events - delivered)
                     yield response
             except grpc.aio.AioRpcError as exc:
-                error, cause = MailEventsError.from_rpc_error(exc), exc
+                raise MailEventsError.from_rpc_error(exc) from exc
             finally:
                 call.cancel()
-            # Resumed from the last token when the connection dropped or went
-            # silent, or the store failed; a server never reached is reported.
-            if not await retries.wait(error, reached=received > 0):
-                raise error from cause
+
+        # Resumed from the last token when the connection dropped or went
+        # silent, or the store failed; a server never reached is reported.
+        async with aclosing(resuming(attempt, self._retries(limit))) as responses:
+            async for response in responses:
+                yield response
 
     async def ingest_stream(
         self,
-        batches: AsyncIterable[Sequence[MessageEvent]] | Iterable[Sequence[MessageEvent]],
+        batches: Batches,
         *,
         window: int = 16,
     ) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
@@ -382,7 +442,15 @@ class MailEventsClient:
         nothing is lost or doubled (events stored by the lost attempt come
         back as duplicates).
         """
-        stream = _ingest_stream.IngestStream(self, batches, window)
+        stream = IngestStream(
+            self._service().IngestMessageEventsStream,
+            self._metadata,
+            batches,
+            window=window,
+            timeout=self.timeout,
+            retries=self._retries(self.max_reconnects),
+            address=self.address,
+        )
         async with aclosing(stream.acknowledgements()) as acknowledgements:
             async for response in acknowledgements:
                 yield response
@@ -457,6 +525,34 @@ class MailEventsClient:
             merged.rejected += response.rejected
         return merged
 
+    async def ingest_serialized(self, request: bytes) -> pb.IngestMessageEventsResponse:
+        """IngestMessageEvents with a request already serialized (say, by a worker
+        process that converted a webhook body), sent once: the caller decides
+        what a failure means for its own sender."""
+        self._service()
+        try:
+            response: pb.IngestMessageEventsResponse = await self._raw_ingest(
+                request, metadata=self._metadata, timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        self._reached = True
+        return response
+
+    async def health(self) -> str:
+        """The service's gRPC health (grpc.health.v1): "SERVING", "NOT_SERVING", ...
+
+        Asked without an API key, as orchestrators and readiness probes do.
+        """
+        self._service()
+        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        try:
+            answer = await self._health.Check(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise MailEventsError.from_rpc_error(exc) from exc
+        status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+        return status
+
     # Last in the class: once defined, `list` in this class body is the method.
     async def list(
         self,
@@ -483,6 +579,10 @@ class MailEventsClient:
         )
         response: pb.ListMessageEventsResponse = await self._unary("ListMessageEvents", request)
         return response
+
+
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
 
 def _duration(seconds: float | None) -> Duration | None:

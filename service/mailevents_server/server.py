@@ -26,6 +26,7 @@ from mailevents_server.auth import KeyResolver, TenantInterceptor
 from mailevents_server.grpc_observe import CallObserver, tracing_interceptors
 from mailevents_server.grpc_observe import access as access_log
 from mailevents_server.grpclog import quiet_gone_clients
+from mailevents_server.ingest.store_sink import IntoStore
 from mailevents_server.metrics import Metrics
 from mailevents_server.metrics_http import start_metrics
 from mailevents_server.query.tokens import TokenCodec
@@ -238,7 +239,7 @@ async def _start_http(
             host,
             port,
             workers=workers,
-            local=(store, resolver),
+            webhook_sink=IntoStore(store, resolver, workers),
             metrics=metrics,
             checks=checks,
             started=started,

@@ -26,9 +26,9 @@ from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
 from mailevents_server.ingest import Rejection
+from mailevents_server.ingest.pool import prepare_batch
 from mailevents_server.malformed import lenient
 from mailevents_server.metrics import Metrics
-from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
 from mailevents_server.query.recent import OffsetWalks

@@ -39,10 +39,15 @@ async def test_ready_while_serving_and_503_with_not_serving_while_draining(ops: 
     assert (await get(ops.session, ops.http + "/healthz"))[0] == 200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def reserved_port() -> socket.socket:
+    """A loopback port held (bound, not listening: connections are refused) until closed.
+
+    Held rather than picked and let go, so that no other server of a busy test
+    run takes it before the service under test binds it.
+    """
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 async def test_shim_alone_is_not_ready_until_the_service_has_opened_its_store(
@@ -50,7 +55,8 @@ async def test_shim_alone_is_not_ready_until_the_service_has_opened_its_store(
 ) -> None:
     """`mailevents rest` against a service that has not opened its store yet (it
     is not listening): 503; once the service is up: 200."""
-    port = free_port()
+    reserved = reserved_port()
+    port = int(reserved.getsockname()[1])
     channel = client_channel(f"127.0.0.1:{port}")
     runner = await start_rest(channel, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{bound_port(runner)}/readyz"
@@ -60,6 +66,7 @@ async def test_shim_alone_is_not_ready_until_the_service_has_opened_its_store(
             status, body = await get(session, url)
             assert status == 503
             assert body["reason"].startswith("service unreachable")
+            reserved.close()
             running = await start_server(
                 ServerConfig(
                     grpc_address=f"127.0.0.1:{port}",
@@ -76,6 +83,7 @@ async def test_shim_alone_is_not_ready_until_the_service_has_opened_its_store(
             await running.drain()
             assert (await get(session, url))[0] == 503
     finally:
+        reserved.close()
         await runner.cleanup()
         await channel.close()
         if running is not None:
@@ -91,10 +99,12 @@ async def test_serve_answers_503_while_its_store_is_opening(tmp_path: Path) -> N
     await store.close()
     blocker = sqlite3.connect(database, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    port = free_port()
+    reserved = reserved_port()
+    port = int(reserved.getsockname()[1])
     config = ServerConfig(
         grpc_address="127.0.0.1:0", database=database, http_address=f"127.0.0.1:{port}"
     )
+    reserved.close()
     starting = asyncio.create_task(start_server(config))
     base = f"http://127.0.0.1:{port}"
     try:

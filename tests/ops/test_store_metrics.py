@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from factories import events
@@ -39,7 +40,12 @@ async def test_live_lag_is_observed_per_batch(ops: Ops) -> None:
     while received < 25:
         received += len((await watch.read()).events)
     watch.cancel()
-    m = await ops.scrape()
+    # A stream's totals are recorded as its handler ends, a moment after the cancel.
+    for _ in range(100):
+        m = await ops.scrape()
+        if value(m, "mailevents_grpc_stream_events_total", method=watch_method()):
+            break
+        await asyncio.sleep(0.05)
     # Batches of 10, 10 and 5: 15 and 5 behind the commit position, then level.
     assert value(m, "mailevents_live_lag_events_count") == 3
     assert value(m, "mailevents_live_lag_events_sum") == 20

@@ -9,8 +9,8 @@ import grpc
 
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.rest import create_app
+from mailevents_server.rest.client import RPC_USAGE
 from mailevents_server.rest.openapi import document
-from mailevents_server.rest.service import RPC_USAGE
 from mailevents_server.rest.sparkpost_params import LIST_PARAMS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dialects.md"

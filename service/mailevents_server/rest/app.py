@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 import grpc
 from aiohttp import web
 
-from mailevents_server.auth import KeyResolver
+from mailevents_server.ingest.receivers import add_webhook_routes, through_service
+from mailevents_server.ingest.sinks import Sink
 from mailevents_server.metrics import Metrics
-from mailevents_server.store.base import Store
 from mailevents_server.workers import Workers, owned_by
 
 from . import copernica, interaction, openapi, probes, sparkpost, tastypie
+from .client import CLIENT_KEY, ShimClient
 from .jsonbody import json_response
 from .observe import DIALECTS_KEY, METRICS_KEY, name_routes, observe
 from .refusals import RefusalLogger
-from .service import SERVICE_KEY, Service
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def create_app(
         workers = owned_by(app)
         if metrics is not None:
             workers.metrics = metrics
-    app[SERVICE_KEY] = Service(channel, workers)
+    app[CLIENT_KEY] = ShimClient(channel, workers)
     if metrics is not None:
         app[METRICS_KEY] = metrics
     app[probes.CHECKS_KEY] = checks if checks is not None else [probes.service_health(channel)]
@@ -85,21 +85,21 @@ async def start_rest(
     *,
     webhooks: bool = True,
     workers: Workers | None = None,
-    local: tuple[Store, KeyResolver] | None = None,
+    webhook_sink: Sink | None = None,
     metrics: Metrics | None = None,
     checks: list[probes.Check] | None = None,
     started: asyncio.Event | None = None,
 ) -> web.AppRunner:
     """Serve the shim (and the webhook receivers) on host:port.
 
-    Port 0 picks a free port; read it with `bound_port`. `local`: the store and key
-    resolver of a service in this process, for the webhooks (see `webhook_ingest`).
+    Port 0 picks a free port; read it with `bound_port`. The webhook receivers
+    store into `webhook_sink` (`serve` passes one that writes into its store);
+    without one, through the service over `channel`.
     """
     app = create_app(channel, workers, metrics=metrics, checks=checks, started=started)
     if webhooks:
-        from mailevents_server.webhooks import add_webhook_routes
-
-        add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
+        sink = webhook_sink or through_service(channel, app[CLIENT_KEY].workers)
+        add_webhook_routes(app, sink)
         for resource in app.router.resources():
             app[DIALECTS_KEY].setdefault(resource.canonical, "webhook")
     runner = web.AppRunner(app, access_log=None, logger=RefusalLogger())

@@ -16,13 +16,21 @@ import grpc
 from aiohttp import web
 from google.protobuf import field_mask_pb2
 
+from mailevents.errors import MailEventsError
 from mailevents.event_types import type_name
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
+from .client import (
+    CLIENT_KEY,
+    Caller,
+    condition,
+    retry_after,
+    retry_later,
+    unauthenticated,
+)
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/v1/message/{message_id}/events"
 PARAMS = ("access_token", "start", "end", "tags")
@@ -146,14 +154,14 @@ async def message_events(request: web.Request) -> web.StreamResponse:
     token = params.getall("access_token", [""])[-1]
     if not token:
         return invalid_token()
-    caller = request.app[SERVICE_KEY].caller(token)
+    caller = request.app[CLIENT_KEY].caller(token)
     message_id = request.match_info["message_id"]
     try:
         start, end = _parse_date(params, "start"), _parse_date(params, "end")
     except ValueError as bad:
         try:
             await caller.check_key()
-        except ServiceError:
+        except MailEventsError:
             return invalid_token()
         return error(f"Invalid value for parameter '{bad}', expected a date as yyyy-mm-dd")
     tags = [t.strip() for v in params.getall("tags", []) for t in v.replace(",", ";").split(";")]
@@ -176,10 +184,10 @@ async def message_events(request: web.Request) -> web.StreamResponse:
         query.start_time.CopyFrom(timeutil.to_timestamp(begin))
         query.end_time.CopyFrom(timeutil.to_timestamp(finish))
         return await _stream(request, caller, query)
-    except ServiceError as failure:
-        if failure.unauthenticated:
+    except MailEventsError as failure:
+        if unauthenticated(failure):
             return invalid_token()
-        if failure.retry_after is not None:
+        if retry_after(failure) is not None:
             unavailable = json_response({"error": {"message": "Service unavailable"}})
             return retry_later(unavailable, failure)
         if failure.code == grpc.StatusCode.INVALID_ARGUMENT:

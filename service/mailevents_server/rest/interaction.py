@@ -18,13 +18,21 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from mailevents.errors import MailEventsError
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents_server.requestbody import BadBody, TooLarge, parse_json, read_body
 
 from . import timeutil
+from .client import (
+    CLIENT_KEY,
+    Caller,
+    condition,
+    retry_after,
+    retry_later,
+    unauthenticated,
+)
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/api/3.0/messages/interaction-data/{messageId}"
 BODY_FIELDS = ("interactionType", "fromDate", "toDate", "pageNumber", "order")
@@ -167,7 +175,7 @@ async def interaction_data(request: web.Request) -> web.Response:
     key = api_key(request)
     if key is None:
         return error(401, "Unauthorized")
-    caller = request.app[SERVICE_KEY].caller(key)
+    caller = request.app[CLIENT_KEY].caller(key)
     try:
         message_id = _message_id(request.match_info["messageId"])
         try:
@@ -181,10 +189,10 @@ async def interaction_data(request: web.Request) -> web.Response:
         return await _refusal(caller, error(400, str(bad)))
     try:
         return await _page_response(caller, message_id, report)
-    except ServiceError as failure:
-        if failure.unauthenticated:
+    except MailEventsError as failure:
+        if unauthenticated(failure):
             return error(401, "Unauthorized")
-        if failure.retry_after is not None:
+        if retry_after(failure) is not None:
             return retry_later(error(503, "Service unavailable"), failure)
         if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
             return error(400, failure.message)
@@ -205,7 +213,7 @@ async def _refusal(caller: Caller, response: web.Response) -> web.Response:
     """Bad credentials are reported before a bad body."""
     try:
         await caller.check_key()
-    except ServiceError:
+    except MailEventsError:
         return error(401, "Unauthorized")
     return response
 

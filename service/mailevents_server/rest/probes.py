@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from aiohttp import web
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents.client import MailEventsClient
+from mailevents.errors import MailEventsError
 
 from .jsonbody import json_response
 
-SERVICE_NAME = spb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
 #: How long a readiness check may take before it counts as "not ready".
 CHECK_SECONDS = 2.0
 
@@ -77,19 +76,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 def service_health(channel: grpc.aio.Channel) -> Check:
     """Ready when the service's gRPC health says SERVING."""
-    stub = health_pb2_grpc.HealthStub(channel)
+    client = MailEventsClient(channel=channel, timeout=CHECK_SECONDS, retry=None)
 
     async def check() -> str | None:
         try:
-            answer = await stub.Check(
-                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=CHECK_SECONDS
-            )
-        except grpc.aio.AioRpcError as err:
-            return f"service unreachable: {err.code().name}"
-        if answer.status != health_pb2.HealthCheckResponse.SERVING:
-            status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
-            return "service " + status
-        return None
+            status = await client.health()
+        except MailEventsError as failure:
+            return f"service unreachable: {failure.code.name}"
+        return None if status == "SERVING" else "service " + status
 
     return check
 

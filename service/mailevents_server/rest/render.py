@@ -28,7 +28,7 @@ from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents_server.workers import Workers
 
-from .service import RawBatch
+from .client import RawBatch
 
 #: Pages of at most this many events are rendered in the event loop alone.
 INLINE_MAX = 1000

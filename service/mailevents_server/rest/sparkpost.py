@@ -21,11 +21,20 @@ from urllib.parse import quote
 import grpc
 from aiohttp import web
 
+from mailevents.errors import MailEventsError
 from mailevents.v1.message_event_pb2 import MessageEvent
 
 from . import render
+from .client import (
+    CLIENT_KEY,
+    Caller,
+    RawBatch,
+    condition_index,
+    retry_after,
+    retry_later,
+    unauthenticated,
+)
 from .jsonbody import dumps, json_response
-from .service import SERVICE_KEY, Caller, RawBatch, ServiceError, retry_later
 from .sparkpost_params import (
     LIST_PARAMS,
     SCALAR_PARAMS,
@@ -96,26 +105,26 @@ def param_errors(errors: Iterable[ParamError]) -> web.Response:
     )
 
 
-def service_failure(failure: ServiceError, search: Search) -> web.Response:
+def service_failure(failure: MailEventsError, search: Search) -> web.Response:
     """The service's refusal in SparkPost's words, naming the parameter it came from."""
-    if failure.unauthenticated:
+    if unauthenticated(failure):
         return unauthorized()
     if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
         errors: list[ParamError] = []
-        for violation in failure.violations:
-            index = violation.condition_index
+        for field, description in failure.field_violations:
+            index = condition_index(field)
             if index is not None and index < len(search.condition_params):
                 param = search.condition_params[index]
-                errors.append(ParamError(param, f"{param}: {violation.description}"))
-            elif violation.field.startswith("resume_token"):
+                errors.append(ParamError(param, f"{param}: {description}"))
+            elif field.startswith("resume_token"):
                 errors.append(ParamError("cursor", "cursor is not valid for this search"))
             else:
-                errors.append(ParamError(violation.field, violation.description))
+                errors.append(ParamError(field, description))
         return param_errors(errors or [ParamError("", failure.message)])
     response = errors_response(
         500, [("Failed to read from database", "Please try again later.", CODE_READ_FAILED)]
     )
-    return response if failure.retry_after is None else retry_later(response, failure)
+    return response if retry_after(failure) is None else retry_later(response, failure)
 
 
 async def _caller_or_error(
@@ -125,11 +134,11 @@ async def _caller_or_error(
     key = api_key(request)
     if key is None:
         return None, unauthorized()
-    caller = request.app[SERVICE_KEY].caller(key)
+    caller = request.app[CLIENT_KEY].caller(key)
     if errors:
         try:
             await caller.check_key()
-        except ServiceError:
+        except MailEventsError:
             return None, unauthorized()
         return None, param_errors(errors)
     return caller, None
@@ -155,7 +164,7 @@ async def message_events(request: web.Request) -> web.Response:
         return refusal
     offset = (page - 1) * search.per_page
     batches: list[RawBatch] = []
-    workers = request.app[SERVICE_KEY].workers
+    workers = request.app[CLIENT_KEY].workers
 
     async def rendered(events: list[MessageEvent]) -> bytes:
         return await render.sparkpost_page(workers, events, batches)
@@ -164,7 +173,7 @@ async def message_events(request: web.Request) -> web.Response:
         results, total = await caller.rendered_with_total(
             search.query, search.per_page, rendered, offset=offset, batches=batches
         )
-    except ServiceError as failure:
+    except MailEventsError as failure:
         return service_failure(failure, search)
     return _results_response(results, total, _page_links(request, search, page, total))
 
@@ -226,7 +235,7 @@ async def events_message(request: web.Request) -> web.Response:
     batches: list[RawBatch] = []
     try:
         (events, next_token), total = await _gather_page(caller, search, token, batches)
-    except ServiceError as failure:
+    except MailEventsError as failure:
         return service_failure(failure, search)
     # The Events API's envelope: `links` is an object whose `next` is the path
     # of the next page (cursor and per_page first, then the request's filters
@@ -243,7 +252,7 @@ async def events_message(request: web.Request) -> web.Response:
             ("timezone", search.timezone),
         ]
         links["next"] = f"{EVENTS_MESSAGE_PATH}?{_query_string(pairs)}"
-    results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
+    results = await render.sparkpost_page(request.app[CLIENT_KEY].workers, events, batches)
     return _results_response(results, total, links)
 
 

@@ -19,7 +19,7 @@ from mailevents.event_types import TYPE_BY_NAME
 from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
-from .service import condition
+from .client import condition
 
 #: list parameter -> MessageEvent field. The seed's names come first; the later
 #: names of the cursor-based Events API (`campaigns`, `templates`, ...) are

@@ -17,14 +17,15 @@ import grpc
 from aiohttp import web
 from multidict import MultiMapping
 
+from mailevents.errors import MailEventsError
 from mailevents.event_types import type_name
 from mailevents.sparkpost import event_to_sparkpost
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
+from .client import CLIENT_KEY, Caller, retry_after, retry_later, unauthenticated
 from .jsonbody import empty_response, json_response
-from .service import SERVICE_KEY, Caller, ServiceError, retry_later
 from .tastypie_filters import (
     FILTERING,
     MISMATCHED,
@@ -91,25 +92,25 @@ def api_key(request: web.Request) -> str | None:
 
 def _caller(request: web.Request) -> Caller | None:
     key = api_key(request)
-    return request.app[SERVICE_KEY].caller(key) if key else None
+    return request.app[CLIENT_KEY].caller(key) if key else None
 
 
 async def _refusal(caller: Caller, response: web.Response) -> web.Response:
     """`response`, unless the key is bad: Tastypie authenticates before anything else."""
     try:
         await caller.check_key()
-    except ServiceError:
+    except MailEventsError:
         return empty_response(401)
     return response
 
 
-def _failure(failure: ServiceError) -> web.Response:
-    if failure.unauthenticated:
+def _failure(failure: MailEventsError) -> web.Response:
+    if unauthenticated(failure):
         return empty_response(401)
     if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
         # The server refused a value it parses itself: Django's ValueError path.
         return error_400(MISMATCHED)
-    if failure.retry_after is not None:
+    if retry_after(failure) is not None:
         return retry_later(canned(503), failure)
     return canned(500)
 
@@ -154,7 +155,7 @@ async def list_events(request: web.Request) -> web.Response:
 
     try:
         objects, total = await caller.rendered_with_total(query, limit, rendered, offset=offset)
-    except ServiceError as failure:
+    except MailEventsError as failure:
         return _failure(failure)
     body = {
         "meta": {
@@ -184,7 +185,7 @@ async def get_event(request: web.Request) -> web.Response:
             await caller.check_key()
             return empty_response(404)
         event = await caller.get(event_id)
-    except ServiceError as failure:
+    except MailEventsError as failure:
         return _failure(failure)
     if event is None:
         return empty_response(404)

@@ -30,7 +30,7 @@ from multidict import MultiMapping
 
 from mailevents.v1 import message_event_service_pb2 as pb
 
-from .service import condition
+from .client import condition
 
 #: The resource's fields, as a ModelResource exposes them.
 FIELDS = frozenset(

@@ -15,77 +15,100 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
+from typing import Any
 
 import grpc
 
 from mailevents.errors import MailEventsError
+from mailevents.retry import Retries, resuming
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_pb2 import MessageEvent
 
-if TYPE_CHECKING:
-    from mailevents.client import MailEventsClient
+__all__ = ["Batches", "IngestStream"]
 
 Batches = AsyncIterable[Sequence[MessageEvent]] | Iterable[Sequence[MessageEvent]]
 _Request = pb.IngestMessageEventsStreamRequest
 
 
 class IngestStream:
-    """One `ingest_stream` call: its source, its unacknowledged batches, its connections."""
+    """One `ingest_stream` call: its source, its unacknowledged batches, its connections.
 
-    def __init__(self, client: MailEventsClient, batches: Batches, window: int) -> None:
-        self._client = client
+    It is given what it calls with (the stub's stream method, the call
+    metadata, the retry state) rather than the client, so that the client
+    depends on it and not the other way round.
+    """
+
+    def __init__(
+        self,
+        open_call: Callable[..., Any],
+        metadata: tuple[tuple[str, str], ...],
+        batches: Batches,
+        *,
+        window: int,
+        timeout: float | None,
+        retries: Retries,
+        address: str,
+    ) -> None:
+        self._open_call = open_call
+        self._metadata = metadata
         self._batches = batches
         self._window = max(1, window)
+        self._timeout = timeout
+        self._retries = retries
+        self._address = address
         #: (when sent, request) of every batch sent and not yet acknowledged, in order.
         self._unacked: collections.deque[tuple[float, _Request]] = collections.deque()
         self._ready: asyncio.Queue[_Request | BaseException | None] = asyncio.Queue(maxsize=1)
         self._room = asyncio.Event()
         self._exhausted = False
+        self._acknowledged = 0
 
     async def acknowledgements(self) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
+        """Each batch's acknowledgement, in order; connections are reopened as `retries` allows."""
         feeder = asyncio.create_task(self._feed())
-        acknowledged = 0
-        retries = self._client._retries(self._client.max_reconnects)
         try:
-            while True:
-                call = self._client._service().IngestMessageEventsStream(
-                    metadata=self._client._metadata
-                )
-                base = acknowledged  # the batch this connection's server numbers 0
-                resend = [request for _, request in self._unacked]
-                writer = asyncio.create_task(self._write(call, resend))
-                try:
-                    while (response := await self._next_ack(call, writer)) is not None:
-                        retries.progress()
-                        self._unacked.popleft()
-                        self._room.set()
-                        response.sequence += base
-                        acknowledged = response.sequence + 1
-                        yield response
-                    await writer  # raises what the writer ran into
-                    if self._exhausted and not self._unacked:
-                        return
-                except grpc.aio.AioRpcError as failed:
-                    exc = await _final_status(call, failed)
-                    error = MailEventsError.from_rpc_error(exc)
-                    if error.retry_delay is not None or acknowledged:
-                        # The server is there (it asked for a retry, or took
-                        # batches before): the time budget governs, however
-                        # often the status is lost in a write's local failure.
-                        retries.max_attempts = None
-                    # Every unacknowledged batch goes again on a new stream,
-                    # whether the connection dropped or the store failed.
-                    if not _dropped(exc) or not await retries.wait(
-                        _as_unavailable(error), reached=True
-                    ):
-                        raise error from exc
-                finally:
-                    writer.cancel()
-                    call.cancel()
+            # Every unacknowledged batch goes again on a new stream, whether
+            # the connection dropped or the store failed: ingest is idempotent.
+            connections = resuming(self._connection, self._retries, reached=True)
+            async with contextlib.aclosing(connections) as acks:
+                async for ack in acks:
+                    yield ack
         finally:
             feeder.cancel()
+
+    async def _connection(self) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
+        """One stream: the unacknowledged batches first, then new ones, and their acks."""
+        call = self._open_call(metadata=self._metadata)
+        base = self._acknowledged  # the batch this connection's server numbers 0
+        resend = [request for _, request in self._unacked]
+        writer = asyncio.create_task(self._write(call, resend))
+        try:
+            while (response := await self._next_ack(call, writer)) is not None:
+                self._unacked.popleft()
+                self._room.set()
+                response.sequence += base
+                self._acknowledged = response.sequence + 1
+                yield response
+            await writer  # raises what the writer ran into
+            if not (self._exhausted and not self._unacked):
+                raise MailEventsError(
+                    grpc.StatusCode.UNAVAILABLE, "the stream ended before every acknowledgement"
+                )
+        except grpc.aio.AioRpcError as failed:
+            exc = await _final_status(call, failed)
+            error = MailEventsError.from_rpc_error(exc)
+            if not _dropped(exc):
+                raise error from exc
+            if error.retry_delay is not None or self._acknowledged:
+                # The server is there (it asked for a retry, or took
+                # batches before): the time budget governs, however
+                # often the status is lost in a write's local failure.
+                self._retries.max_attempts = None
+            raise _as_unavailable(error) from exc
+        finally:
+            writer.cancel()
+            call.cancel()
 
     async def _feed(self) -> None:
         try:
@@ -125,7 +148,7 @@ class IngestStream:
         DEADLINE_EXCEEDED when the oldest unacknowledged batch has waited
         longer than the client's `timeout`; a failed write is raised here.
         """
-        timeout = self._client.timeout
+        timeout = self._timeout
         read = asyncio.ensure_future(call.read())
         try:
             while not read.done():
@@ -142,8 +165,7 @@ class IngestStream:
                     if time.monotonic() - oldest > timeout:
                         raise MailEventsError(
                             grpc.StatusCode.DEADLINE_EXCEEDED,
-                            f"a batch was not acknowledged by {self._client.address} "
-                            f"within {timeout:g}s",
+                            f"a batch was not acknowledged by {self._address} within {timeout:g}s",
                         )
             response = read.result()
         finally:

@@ -4,8 +4,8 @@
 ``{"msys": {"message_event" | "track_event" | "gen_event" |
 "unsubscribe_event" | "relay_event": {...}}}``); `POST /webhooks/sendgrid`
 takes SendGrid's Event Webhook batches (a JSON array of flat events, see
-`sendgrid`). The lead mounts them with `add_webhook_routes(app, channel)` on
-the REST shim's HTTP server.
+`sendgrid`). `add_webhook_routes(app, sink)` mounts them on the REST shim's HTTP
+server.
 
 Delivery guarantees come from answering honestly: 200 is sent only after the
 store's commit (IngestMessageEvents returned, or the store's own write); any
@@ -23,7 +23,7 @@ empty password), `Authorization: Bearer <key>`, or SparkPost's legacy
 `X-MessageSystems-Webhook-Token` header. The key decides the tenant, by the
 service's own lookup either way, so a webhook cannot write into another tenant.
 
-Where the events go from here is `webhook_ingest`: through the service's gRPC
+Where the events go from here is the sink (`sinks`): through the service's gRPC
 API when the shim runs alone (`mailevents rest --target`), straight into the
 store when the receivers share `mailevents serve`'s process with it.
 """
@@ -39,16 +39,21 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from mailevents.client import MailEventsClient
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
-from mailevents_server.auth import KeyResolver
+from mailevents_server.ingest.sendgrid import event_from_sendgrid
+from mailevents_server.ingest.sinks import (
+    CALL_TIMEOUT_SECONDS,
+    Converter,
+    Refused,
+    Sink,
+    ThroughService,
+)
 from mailevents_server.keytext import usable_key
 from mailevents_server.requestbody import BadBody, TooLarge, read_body
 from mailevents_server.rest.observe import METRICS_KEY
-from mailevents_server.sendgrid import event_from_sendgrid
-from mailevents_server.store.base import Store
-from mailevents_server.webhook_ingest import Converter, IntoStore, Refused, ThroughService
-from mailevents_server.workers import Workers, owned_by
+from mailevents_server.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +61,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _RETRY_AFTER_SECONDS = "5"
 _TOKEN_HEADER = "X-MessageSystems-Webhook-Token"
-
-Sink = ThroughService | IntoStore
 
 
 class _Receiver:
@@ -72,25 +75,23 @@ _RECEIVER: web.AppKey[_Receiver] = web.AppKey("webhook_receiver", _Receiver)
 
 
 def add_webhook_routes(
-    app: web.Application,
-    channel: grpc.aio.Channel,
-    *,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    workers: Workers | None = None,
-    local: tuple[Store, KeyResolver] | None = None,
+    app: web.Application, sink: Sink, *, max_body_bytes: int = MAX_BODY_BYTES
 ) -> None:
-    """Mount the receivers on `app`.
-
-    They store through the service over `channel` (the caller's), or, given
-    `local` (the store and key resolver of the service in this process),
-    into that store directly (see `webhook_ingest`). Without `workers`, the
-    receivers start their own, stopped on the app's cleanup.
-    """
-    workers = workers or owned_by(app)
-    sink: Sink = ThroughService(channel, workers) if local is None else IntoStore(*local, workers)
+    """Mount the receivers on `app`, storing into `sink` (see `sinks`)."""
     app[_RECEIVER] = _Receiver(sink, max_body_bytes)
     app.router.add_post("/webhooks/sparkpost", _sparkpost)
     app.router.add_post("/webhooks/sendgrid", _sendgrid)
+
+
+def through_service(channel: grpc.aio.Channel, workers: Workers) -> Sink:
+    """The sink of receivers that run without a store: IngestMessageEvents over `channel`."""
+    return ThroughService(_through_client(channel), workers)
+
+
+def _through_client(channel: grpc.aio.Channel) -> MailEventsClient:
+    """The client the receivers store through when the shim runs alone: sent
+    once, since a 503 makes the provider redeliver anyway."""
+    return MailEventsClient(channel=channel, timeout=CALL_TIMEOUT_SECONDS, retry=None)
 
 
 async def _sparkpost(request: web.Request) -> web.Response:

@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 
 from mailevents.errors import MailEventsError
 
-__all__ = ["RetryNotice", "RetryPolicy"]
+__all__ = ["Retries", "RetryNotice", "RetryPolicy", "resuming"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,37 @@ class Retries:
             return None
         self.attempts += 1
         return delay
+
+
+T = TypeVar("T")
+
+
+async def resuming(
+    attempt: Callable[[], AsyncGenerator[T, None]],
+    retries: Retries,
+    *,
+    reached: bool = False,
+) -> AsyncGenerator[T, None]:
+    """The messages of `attempt`, run again after each failure `retries` allows.
+
+    The one reconnect loop of the client: a search, a watch and an ingest
+    stream each pass an `attempt` that opens one call and yields its
+    messages, keeping in its own state what the next attempt resumes from (a
+    resume token, the batches not yet acknowledged). Each message counts as
+    progress. A failure (a `MailEventsError`) is retried when the server was
+    reached, by this stream or before (`reached`), or asked for the retry.
+    """
+    received = 0
+    while True:
+        try:
+            # Closed at once when the caller stops early, so its call is cancelled now.
+            async with aclosing(attempt()) as messages:
+                async for message in messages:
+                    retries.progress()
+                    received += 1
+                    yield message
+            return
+        except MailEventsError as error:
+            failure = error
+        if not await retries.wait(failure, reached=reached or received > 0):
+            raise failure

@@ -1,4 +1,4 @@
-"""`mailevents ingest`'s input and summary; the import itself is `_bulk`.
+"""`mailevents ingest`'s input and summary; the import itself is `bulk`.
 
 One bad line must not stop an import of millions, and must not vanish
 either: every line that cannot be stored is written to a rejects file (named

@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mailevents._ingest import IngestSummary, open_input
-from mailevents.client import MAX_INGEST_BATCH, MailEventsClient, RetryNotice
+from mailevents.cli.inputs import IngestSummary, open_input
+from mailevents.client import MAX_INGEST_BATCH, MailEventsClient
+from mailevents.retry import RetryNotice
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_pb2 import MessageEvent

@@ -1,13 +1,14 @@
 """How a webhook batch reaches storage: through the service, or into this process's store.
 
-A receiver (`webhooks`) authenticates the call and reads the body; one of two
+A receiver (`receivers`) authenticates the call and reads the body; one of two
 sinks then turns the body into events and stores them, returning only once
 they are durable:
 
 - `ThroughService`, for the shim run alone (`mailevents rest --target`): the
   body becomes serialized IngestMessageEvents requests, sent over the
   generated stub like any other client's. There is no store to reach.
-- `IntoStore`, for `mailevents serve`, where the receivers and the store
+- `IntoStore` (in `store_sink`, so that this module and the receivers need
+  neither the store nor auth), for `mailevents serve`, where the receivers and the store
   share a process: the body becomes prepared events (`ingest.prepare`, the
   same validation the RPCs apply) and goes to the store's `write`, with the
   tenant from the same `KeyResolver` the gRPC interceptor uses.
@@ -31,18 +32,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
+from mailevents.client import MailEventsClient
+from mailevents.errors import MailEventsError
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import faults
-from mailevents_server.auth import KeyResolver
-from mailevents_server.errors import Unauthenticated
-from mailevents_server.prepare_pool import from_blob, to_blob
+from mailevents_server.ingest.pool import to_blob
 from mailevents_server.requestbody import BadBody, parse_json
-from mailevents_server.store.base import Outcome, Store
 from mailevents_server.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -57,9 +56,6 @@ CALL_TIMEOUT_SECONDS = 60.0
 #: Bodies larger than this (some 250 events) are converted in a worker process;
 #: smaller ones in the event loop, where a worker's round trip would cost more.
 CONVERT_INLINE_BYTES = 256 * 1024
-_INGEST_METHOD = (
-    f"/{spb.DESCRIPTOR.services_by_name['MessageEventService'].full_name}/IngestMessageEvents"
-)
 
 Converter = Callable[[Any], pb.MessageEvent]
 
@@ -107,28 +103,28 @@ class Converted:
     error: str = ""  # why the body as a whole is refused (400)
 
 
-class ThroughService:
-    """Stores batches by calling IngestMessageEvents over `channel`."""
+class Sink(Protocol):
+    """Where the receivers store a batch: returns once it is durable, or raises `Refused`."""
 
-    def __init__(self, channel: grpc.aio.Channel, workers: Workers) -> None:
-        # Requests arrive already serialized (see as_requests): no serializer.
-        self._ingest = channel.unary_unary(
-            _INGEST_METHOD,
-            request_serializer=None,
-            response_deserializer=spb.IngestMessageEventsResponse.FromString,
-        )
+    async def store(self, key: str, body: bytes, convert: Converter) -> Stored: ...
+
+
+class ThroughService:
+    """Stores batches by calling IngestMessageEvents through `client` (the shim run alone)."""
+
+    def __init__(self, client: MailEventsClient, workers: Workers) -> None:
+        self._client = client
         self._workers = workers
 
     async def store(self, key: str, body: bytes, convert: Converter) -> Stored:
-        batch = await _convert(self._workers, as_requests, body, convert)
-        done = _stored(batch)
-        metadata = (("authorization", f"Bearer {key}"),)
+        batch = await convert_body(self._workers, as_requests, body, convert)
+        done = stored_of(batch)
+        client = self._client.with_api_key(key)
         try:
+            # Requests arrive already serialized (see as_requests).
             for number, request_bytes in enumerate(batch.requests):
                 start = number * MAX_CALL_EVENTS
-                response: spb.IngestMessageEventsResponse = await self._ingest(
-                    request_bytes, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
-                )
+                response = await client.ingest_serialized(request_bytes)
                 done.stored += response.stored
                 done.duplicates += response.duplicates
                 if response.rejected:  # else no need to look at each result
@@ -137,52 +133,12 @@ class ThroughService:
                             done.rejects.append(
                                 (batch.positions[start + result.index], result.reason)
                             )
-        except grpc.aio.AioRpcError as err:
-            raise _refused(err, done.stored) from None
+        except MailEventsError as failure:
+            raise _refused(failure, done.stored) from None
         return done
 
 
-class IntoStore:
-    """Stores batches with `store.write`, for receivers in the service's own process."""
-
-    def __init__(self, store: Store, resolver: KeyResolver, workers: Workers) -> None:
-        self._store = store
-        self._resolver = resolver
-        self._workers = workers
-
-    async def store(self, key: str, body: bytes, convert: Converter) -> Stored:
-        try:
-            tenant = await self._resolver.tenant_for_key(key)
-        except Unauthenticated as err:
-            self._resolver.refused(err.reason)
-            raise Refused(401, "invalid API key") from None
-        except Exception as exc:
-            faults.log_failure(log, "webhook batch not stored: the key could not be looked up", exc)
-            raise _retry_later() from None
-        batch = await _convert(self._workers, as_prepared, body, convert)
-        done = _stored(batch)
-        try:
-            # Part by part: unpacking a part holds the event loop ~20 ms.
-            for number, blob in enumerate(batch.prepared):
-                start = number * MAX_CALL_EVENTS
-                ready, rejected = from_blob(blob)
-                done.rejects += [(batch.positions[start + r.index], r.reason) for r in rejected]
-                for result in await self._store.write(tenant, ready):
-                    if result.outcome is Outcome.STORED:
-                        done.stored += 1
-                    else:
-                        done.duplicates += 1
-        except Exception as exc:
-            # Whatever it was (a full disk, a closed store), what this attempt
-            # stored comes back as duplicates when the provider retries.
-            faults.log_failure(
-                log, f"webhook batch not stored ({done.stored} events stored before)", exc
-            )
-            raise _retry_later() from None
-        return done
-
-
-async def _convert(
+async def convert_body(
     workers: Workers,
     how: Callable[[bytes, Converter], Converted],
     body: bytes,
@@ -198,7 +154,7 @@ async def _convert(
     return batch
 
 
-def _stored(batch: Converted) -> Stored:
+def stored_of(batch: Converted) -> Stored:
     return Stored(ignored=batch.ignored, items=batch.items, rejects=list(batch.rejects))
 
 
@@ -261,18 +217,20 @@ def _is_ping(item: Any) -> bool:
     return isinstance(item, dict) and item.keys() == {"msys"} and item["msys"] in ({}, None)
 
 
-def _refused(err: grpc.aio.AioRpcError, stored: int) -> Refused:
+def _refused(failure: MailEventsError, stored: int) -> Refused:
     """The service refused or failed: say so in a way that makes the provider do the right thing."""
-    code = err.code()
+    code = failure.code
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return Refused(401, "invalid API key")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return Refused(400, err.details() or "invalid batch")
+        return Refused(400, failure.message or "invalid batch")
     # Anything else may pass: 503 makes the provider retry, and what this
     # attempt stored already comes back as duplicates then.
-    log.warning("webhook batch not stored (%s, %d events stored before): %s", code, stored, err)
-    return _retry_later()
+    log.warning(
+        "webhook batch not stored (%s, %d events stored before): %s", code.name, stored, failure
+    )
+    return retry_later()
 
 
-def _retry_later() -> Refused:
+def retry_later() -> Refused:
     return Refused(503, "events could not be stored now; retry later", retry=True)

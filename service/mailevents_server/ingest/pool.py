@@ -21,7 +21,7 @@ from typing import Any
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server.ingest import PreparedEvent, Rejection, prepare
+from mailevents_server.ingest.prepare import PreparedEvent, Rejection, prepare
 from mailevents_server.workers import Workers
 
 #: Batches up to this size are prepared in the event loop.
