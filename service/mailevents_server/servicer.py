@@ -590,7 +590,7 @@ def _events_bytes(rows: list[Row], projection: Projection | None) -> bytes:
     """Field 1 of a response for each row: stored bytes as they are, or projected."""
     if projection is None:
         return b"".join([row[2] for row in rows])
-    return b"".join([projection.apply(row[2]) for row in rows])
+    return projection.apply_many([row[2] for row in rows])
 
 
 def _serialize(response: Any) -> bytes:
