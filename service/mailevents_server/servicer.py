@@ -22,6 +22,7 @@ from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
 
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import ingest_pipeline as pipeline
 from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
@@ -401,14 +402,21 @@ class MessageEventServicer:
     ) -> AsyncIterator[spb.IngestMessageEventsStreamResponse]:
         """Batches in, acknowledgements out, in order, each once its batch is durable.
 
-        A reader task takes batches as they come and hands them to the store
-        (whose writer merges them into large transactions) while earlier
-        ones are still committing; at most INGEST_WINDOW are in flight.
+        A pipeline of three tasks: a reader takes batches as they come and
+        starts preparing each at once (in a worker process when large); a
+        submitter hands the prepared batches to the store in stream order
+        (whose writer merges them into large transactions) while later ones
+        are still being prepared and earlier ones committing; this loop
+        acknowledges each once committed. At most INGEST_WINDOW are in flight.
         """
         tenant = current_tenant()
         window = asyncio.Semaphore(INGEST_WINDOW)
-        accepted: asyncio.Queue[_StreamBatch | Exception | None] = asyncio.Queue()
-        reader = asyncio.create_task(self._accept_batches(tenant, requests, window, accepted))
+        preparing: asyncio.Queue[pipeline.Preparing | Exception | None] = asyncio.Queue()
+        accepted: asyncio.Queue[pipeline.StreamBatch | Exception | None] = asyncio.Queue()
+        reader = asyncio.create_task(
+            pipeline.accept(requests, window, self._workers, MAX_INGEST, preparing)
+        )
+        submitter = asyncio.create_task(pipeline.submit(self._store, tenant, preparing, accepted))
         try:
             while (item := await accepted.get()) is not None:
                 if isinstance(item, Exception):
@@ -434,41 +442,7 @@ class MessageEventServicer:
                 window.release()
         finally:
             reader.cancel()
-
-    async def _accept_batches(
-        self,
-        tenant: int,
-        requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
-        window: asyncio.Semaphore,
-        accepted: asyncio.Queue[_StreamBatch | Exception | None],
-    ) -> None:
-        sequence = 0
-        try:
-            async for request in requests:
-                received = time.perf_counter()
-                await window.acquire()
-                count = len(request.events)
-                if count > MAX_INGEST:
-                    accepted.put_nowait(
-                        invalid(
-                            f"requests[{sequence}].events",
-                            f"send at most {MAX_INGEST} events per batch, not {count}",
-                        )
-                    )
-                    return
-                ready, rejected = await prepare_batch(self._workers, request.events, request)
-                write = asyncio.ensure_future(self._store.write(tenant, ready))
-                # Retrieved here too, so that a stream gone before its
-                # acknowledgement leaves no "exception never retrieved".
-                write.add_done_callback(_retrieve)
-                accepted.put_nowait(
-                    _StreamBatch(sequence, request.batch_id, rejected, write, received)
-                )
-                sequence += 1
-        except Exception as exc:  # the sender raises it after the acknowledgements before
-            accepted.put_nowait(exc)
-        finally:
-            accepted.put_nowait(None)
+            submitter.cancel()
 
     # -- helpers ---------------------------------------------------------------
 
@@ -498,22 +472,6 @@ class _LiveTail:
     batch_size: int
     heartbeat: float
     watermark_field: int  # the response's watermark field: 4 in search, 3 in watch
-
-
-@dataclass(frozen=True)
-class _StreamBatch:
-    """A batch of an ingest stream on its way to the store."""
-
-    sequence: int
-    batch_id: str
-    rejected: list[Rejection]
-    write: asyncio.Future[list[WriteResult]]
-    received: float  # perf_counter() when the batch arrived
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _ingest_results(
