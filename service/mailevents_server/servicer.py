@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +22,17 @@ from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.duration_pb2 import Duration
 
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import ack_wire, live, tracing, wire
 from mailevents_server import ingest_pipeline as pipeline
-from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
-from mailevents_server.ingest import Rejection
 from mailevents_server.metrics import Metrics
 from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
 from mailevents_server.query.validate import compile_query, valid_time_zone
-from mailevents_server.store.base import Outcome, Row, Store, WriteResult
+from mailevents_server.store.base import Row, Store
 from mailevents_server.workers import Workers
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
@@ -377,7 +376,7 @@ class MessageEventServicer:
 
     async def IngestMessageEvents(
         self, request: spb.IngestMessageEventsRequest, context: grpc.aio.ServicerContext
-    ) -> spb.IngestMessageEventsResponse:
+    ) -> bytes:
         received = time.perf_counter()
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
@@ -386,20 +385,15 @@ class MessageEventServicer:
         ready, rejected = await prepare_batch(self._workers, request.events, request)
         with tracing.span("store.write", {"events": len(ready)}):
             written = await self._store.write(tenant, ready)
-        results, stored = _ingest_results(written, rejected)
-        self._counted("unary", received, stored, len(written) - stored, len(rejected), tenant)
-        return spb.IngestMessageEventsResponse(
-            results=results,
-            stored=stored,
-            duplicates=len(written) - stored,
-            rejected=len(rejected),
-        )
+        ack, stored, duplicates = ack_wire.unary_ack(written, rejected)
+        self._counted("unary", received, stored, duplicates, len(rejected), tenant)
+        return ack
 
     async def IngestMessageEventsStream(
         self,
         requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[spb.IngestMessageEventsStreamResponse]:
+    ) -> AsyncIterator[bytes]:
         """Batches in, acknowledgements out, in order, each once its batch is durable.
 
         A pipeline of three tasks: a reader takes batches as they come and
@@ -422,23 +416,13 @@ class MessageEventServicer:
                 if isinstance(item, Exception):
                     raise item
                 written = await item.write
-                results, stored = _ingest_results(written, item.rejected)
+                ack, stored, duplicates = ack_wire.stream_ack(
+                    item.sequence, item.batch_id, written, item.rejected
+                )
                 self._counted(
-                    "stream",
-                    item.received,
-                    stored,
-                    len(written) - stored,
-                    len(item.rejected),
-                    tenant,
+                    "stream", item.received, stored, duplicates, len(item.rejected), tenant
                 )
-                yield spb.IngestMessageEventsStreamResponse(
-                    sequence=item.sequence,
-                    batch_id=item.batch_id,
-                    results=results,
-                    stored=stored,
-                    duplicates=len(written) - stored,
-                    rejected=len(item.rejected),
-                )
+                yield ack
                 window.release()
         finally:
             reader.cancel()
@@ -472,36 +456,6 @@ class _LiveTail:
     batch_size: int
     heartbeat: float
     watermark_field: int  # the response's watermark field: 4 in search, 3 in watch
-
-
-def _ingest_results(
-    written: Sequence[WriteResult], rejected: Sequence[Rejection]
-) -> tuple[list[spb.IngestResult], int]:
-    """One result per event of a request, in request order; and how many were stored."""
-    results = [
-        spb.IngestResult(
-            index=w.index,
-            event_id=w.event_id,
-            id=w.id,
-            status=spb.INGEST_STATUS_STORED
-            if w.outcome is Outcome.STORED
-            else spb.INGEST_STATUS_DUPLICATE,
-        )
-        for w in written
-    ]
-    if rejected:
-        results += [
-            spb.IngestResult(
-                index=r.index,
-                event_id=r.event_id,
-                status=spb.INGEST_STATUS_REJECTED,
-                reason=r.reason,
-            )
-            for r in rejected
-        ]
-        results.sort(key=lambda r: r.index)
-    stored = sum(1 for w in written if w.outcome is Outcome.STORED)
-    return results, stored
 
 
 def _bounded(value: int, field: str, default: int, maximum: int, out: list[Violation]) -> int:
