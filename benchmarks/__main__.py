@@ -4,11 +4,14 @@ Every figure is printed next to the raw floor measured in the same run on the
 same data, because absolute numbers mean little across machines.
 
 Sections: stream (SearchMessageEvents vs plain sqlite3), rest (the REST shim's
-big pages vs that stream), ingest (streaming RPC and webhook vs executemany),
-tail (live-tail latency, idle and loaded), metrics (throughput with /metrics
-off and on, alternating); `--store postgres` runs stream and
-postgres (the same events in a throwaway PostgreSQL beside SQLite).
-`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail".
+big pages vs that stream), walks (deep offset pages and whole walks of the
+offset and cursor dialects vs their first pages), ingest (streaming RPC and
+webhook vs executemany), tail (live-tail latency, idle and loaded), metrics
+(throughput with /metrics off and on, alternating); `--store postgres` runs stream,
+postgres (the same events in a throwaway PostgreSQL beside SQLite) and fault
+(ingest through the client across a PostgreSQL crash, on a server of its own).
+`--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail" or
+BENCH_ARGS="--sections fault" for the fault section alone.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, ingest, ops, rest, stream, versus
+from benchmarks import data, fault, ingest, ops, rest, stream, versus, walks
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 
 
 SECTIONS = {
-    "sqlite": ["stream", "rest", "ingest", "tail", "metrics"],
-    "postgres": ["stream", "postgres"],
+    "sqlite": ["stream", "rest", "walks", "ingest", "tail", "metrics"],
+    "postgres": ["stream", "postgres", "fault"],
 }
+ALL_SECTIONS = ("stream", "rest", "walks", "ingest", "tail", "metrics", "postgres", "fault")
 
 
 def main() -> None:
@@ -42,7 +46,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        help="comma-separated, from stream,rest,ingest,tail,metrics,postgres"
+        help=f"comma-separated, from {','.join(ALL_SECTIONS)}"
         f" (default {','.join(SECTIONS['sqlite'])}; with --store postgres"
         f" {','.join(SECTIONS['postgres'])})",
     )
@@ -60,16 +64,23 @@ def main() -> None:
     )
     args = parser.parse_args()
     sections = args.sections.split(",") if args.sections else SECTIONS[args.store]
-    if unknown := set(sections) - {"stream", "rest", "ingest", "tail", "metrics", "postgres"}:
+    if unknown := set(sections) - set(ALL_SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if sections == ["fault"]:  # needs no demo database
+        fault.bench_fault()
+        return
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
     figures = (
         bench_stream(path, key, args.events, args.stream_rounds) if "stream" in sections else {}
     )
+    if "rest" in sections or "walks" in sections:
+        figures = _stream_figures(path, key, figures)
     if "rest" in sections:
         bench_rest(path, key, figures)
+    if "walks" in sections:
+        walks.bench_walks(path, key, args.events, figures["stream"])
     needs_new = {"ingest", "postgres", "metrics"} & set(sections)
     new_events = ingest.demo_events(args.ingest_events, seed=11) if needs_new else []
     if "ingest" in sections:
@@ -80,6 +91,8 @@ def main() -> None:
         ops.bench_metrics(path, key, new_events, args.metrics_rounds)
     if "postgres" in sections:
         versus.bench_postgres(path, key, new_events)
+    if "fault" in sections:
+        fault.bench_fault()
 
 
 def bench_stream(path: Path, key: str, total: int, rounds: int = 3) -> dict[str, float]:
@@ -140,12 +153,17 @@ def _spread(values: list[float], spec: str = ",.0f") -> str:
     return f"{median:>10{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
+def _stream_figures(path: Path, key: str, figures: dict[str, float]) -> dict[str, float]:
+    """The stream section's two figures, measured here when it did not run."""
+    if figures:
+        return figures
+    _, floor = stream.raw_floor(path)
+    with ServerProcess(path) as server:
+        stream.stream(server, key, max_events=10_000)
+        return {"floor": floor, "stream": stream.stream(server, key)[1]}
+
+
 def bench_rest(path: Path, key: str, figures: dict[str, float]) -> None:
-    if not figures:  # no stream section: measure the two figures compared with
-        _, floor = stream.raw_floor(path)
-        with ServerProcess(path) as server:
-            stream.stream(server, key, max_events=10_000)
-            figures = {"floor": floor, "stream": stream.stream(server, key)[1]}
     floor, grpc_rate = figures["floor"], figures["stream"]
     cases = [
         (

@@ -23,7 +23,15 @@ def free_port() -> int:
 class ServerProcess:
     """`mailevents serve` on a free loopback port, for as long as the `with` lasts."""
 
-    def __init__(self, database: Path | str, *, http: bool = False, metrics: bool = False) -> None:
+    def __init__(
+        self,
+        database: Path | str,
+        *,
+        http: bool = False,
+        metrics: bool = False,
+        log: Path | None = None,
+    ) -> None:
+        """`log`: where the server's log goes (its stderr), instead of this process's."""
         self.port = free_port()
         self.http_port = free_port() if http else 0
         #: With `metrics`, /metrics is served (and everything counted) on this port.
@@ -44,9 +52,15 @@ class ServerProcess:
             "warning",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log = log
 
     def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen(self._args)
+        stderr = self._log.open("ab") if self._log is not None else None
+        try:
+            self.proc = subprocess.Popen(self._args, stderr=stderr)
+        finally:
+            if stderr is not None:
+                stderr.close()
         deadline = time.monotonic() + 30
         with grpc.insecure_channel(self.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)

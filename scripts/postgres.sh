@@ -11,6 +11,11 @@
 #   MAILEVENTS_TEST_POSTGRES_URL=$url .venv/bin/pytest -m postgres
 #   bash scripts/postgres.sh stop
 #
+# For fault tests, on a server of their own (its own MAILEVENTS_PG_STATE, never
+# the shared one): `halt` stops it in immediate mode (a crash: no checkpoint,
+# connections cut) keeping its data, `resume` starts it again (crash recovery),
+# `restart` does both, like `pg_ctl restart -m immediate`.
+#
 # Environment: MAILEVENTS_PG_PORT (default: a free port), MAILEVENTS_PG_STATE
 # (the file remembering the running server; default /tmp/mailevents-pg.state).
 set -euo pipefail
@@ -147,6 +152,18 @@ stop() {
   log "stopped"
 }
 
+halt() {
+  running || { log "not running"; return 1; }
+  as_owner "$BINDIR/pg_ctl" -D "$DATADIR" -m immediate -w stop >&2
+}
+
+resume() {
+  [ -f "$STATE" ] || { log "no server to resume"; return 1; }
+  # shellcheck disable=SC1090
+  . "$STATE"
+  as_owner "$BINDIR/pg_ctl" -D "$DATADIR" -l "$DATADIR/server.log" -w -t 60 start >&2 9>&-
+}
+
 # One invocation at a time per state file: overlapping starts and stops count right.
 exec 9>"$STATE.lock"
 flock 9
@@ -155,8 +172,11 @@ case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   url) running && url_of "$PORT" ;;
+  halt) halt ;;
+  resume) resume ;;
+  restart) halt && resume ;;
   *)
-    echo "usage: $0 start|stop|url" >&2
+    echo "usage: $0 start|stop|url|halt|resume|restart" >&2
     exit 2
     ;;
 esac

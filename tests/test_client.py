@@ -108,6 +108,8 @@ async def test_list_pages_with_tokens(
         if not (token := page.next_page_token):
             break
     assert seen == [e.event_id for e in reversed(loaded)]
+    skipped = await client.list(query(), page_size=4, skip=20)
+    assert [e.event_id for e in skipped.events] == seen[20:24]
 
 
 async def test_get_by_id_and_event_id(client: MailEventsClient, server: Server) -> None:

@@ -345,6 +345,11 @@ async def test_main_query_shapes_use_indexes(store: PostgresStore, url: str) -> 
         "send email": _q(tenant, _p("send_email_id", spb.OPERATOR_EXACT, 4)),
         "event id": _q(tenant, _p("event_id", spb.OPERATOR_EXACT, "e5")),
         "window": _q(tenant, start_us=mid, end_us=mid + DAY * 1_000_000),
+        # Deep offset pages: the skip is a keyset bound found by an inner OFFSET.
+        "newest, skipped": _q(tenant, max_id=3000, skip=2000),
+        "by id, skipped": _q(tenant, by_id=True, descending=False, max_id=3000, skip=2000),
+        "mixed": _q(tenant, max_id=3000, mixed=True),
+        "mixed, next page": _q(tenant, after=(mid, 1500), max_id=3000, mixed=True),
     }
     conn = await asyncpg.connect(url)
     try:
@@ -361,7 +366,22 @@ async def test_main_query_shapes_use_indexes(store: PostgresStore, url: str) -> 
             assert "Seq Scan" not in found, f"{name}:\n{found}"
             if name == "type name":  # Tastypie's event_name: found by its own index
                 assert re.search(r"Index Cond: .*type_name", found), found
-            if name in ("newest", "oldest", "next page", "campaign", "recipient"):
+            if name.startswith("mixed"):  # only runs of equal timestamps are sorted
+                assert "Incremental Sort" in found and not _SORT.search(
+                    found.replace("Incremental Sort", "")
+                ), f"{name}:\n{found}"
+            if name.endswith("skipped"):
+                assert text.count("OFFSET") == 1, text
+                assert "Limit" in found and "InitPlan" in found, f"{name}:\n{found}"
+            if name in (
+                "newest",
+                "oldest",
+                "next page",
+                "campaign",
+                "recipient",
+                "newest, skipped",
+                "by id, skipped",
+            ):
                 assert not _SORT.search(found), f"{name} should read in index order:\n{found}"
         window = await plan(*postgres_sql.select(shapes["window"], limit=101, icu=store.icu))
         # Pruned to the one partition holding the window.

@@ -28,14 +28,14 @@ import json
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from mailevents._ingest import IngestSummary, open_input
-from mailevents.client import MAX_INGEST_BATCH, MailEventsClient
+from mailevents.client import MAX_INGEST_BATCH, MailEventsClient, RetryNotice
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_pb2 import MessageEvent
@@ -277,6 +277,19 @@ def _record(
     summary.stored += ack.stored
     summary.duplicates += ack.duplicates
     summary.rejected += len(found)
+
+
+def retry_reporter(progress: Any, summary: IngestSummary) -> Callable[[RetryNotice], None]:
+    """Shows each wait for the server ("store unavailable, retrying in 2 s"): in the
+    progress line when there is one on a terminal, else as a line on stderr."""
+
+    def report(notice: RetryNotice) -> None:
+        if progress is not None and not getattr(progress, "disable", True):
+            progress.set_postfix_str(f"{summary}; {notice}")
+        else:
+            note(f"{notice} ({summary} so far)")
+
+    return report
 
 
 def input_size(path: str) -> int | None:

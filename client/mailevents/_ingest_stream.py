@@ -46,7 +46,8 @@ class IngestStream:
 
     async def acknowledgements(self) -> AsyncGenerator[pb.IngestMessageEventsStreamResponse, None]:
         feeder = asyncio.create_task(self._feed())
-        acknowledged = failures = 0
+        acknowledged = 0
+        retries = self._client._retries(self._client.max_reconnects)
         try:
             while True:
                 call = self._client._service().IngestMessageEventsStream(
@@ -57,7 +58,7 @@ class IngestStream:
                 writer = asyncio.create_task(self._write(call, resend))
                 try:
                     while (response := await self._next_ack(call, writer)) is not None:
-                        failures = 0
+                        retries.progress()
                         self._unacked.popleft()
                         self._room.set()
                         response.sequence += base
@@ -66,14 +67,23 @@ class IngestStream:
                     await writer  # raises what the writer ran into
                     if self._exhausted and not self._unacked:
                         return
-                except grpc.aio.AioRpcError as exc:
-                    if not _dropped(exc) or failures >= self._client.max_reconnects:
-                        raise MailEventsError.from_rpc_error(exc) from exc
+                except grpc.aio.AioRpcError as failed:
+                    exc = await _final_status(call, failed)
+                    error = MailEventsError.from_rpc_error(exc)
+                    if error.retry_delay is not None or acknowledged:
+                        # The server is there (it asked for a retry, or took
+                        # batches before): the time budget governs, however
+                        # often the status is lost in a write's local failure.
+                        retries.max_attempts = None
+                    # Every unacknowledged batch goes again on a new stream,
+                    # whether the connection dropped or the store failed.
+                    if not _dropped(exc) or not await retries.wait(
+                        _as_unavailable(error), reached=True
+                    ):
+                        raise error from exc
                 finally:
                     writer.cancel()
                     call.cancel()
-                failures += 1
-                await asyncio.sleep(min(2.0, 0.25 * 2 ** (failures - 1)))
         finally:
             feeder.cancel()
 
@@ -144,6 +154,37 @@ class IngestStream:
         return ack
 
 
+async def _final_status(call: Any, exc: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+    """The server's status for a stream whose write failed locally.
+
+    When the server ends the stream (the store failed: UNAVAILABLE with a
+    RetryInfo) while a batch is being sent, grpc.aio marks the call INTERNAL
+    ("Internal error from Core") at once, and puts the server's status in
+    its place when that arrives, a moment later: wait for it, briefly.
+    """
+    if not _local_failure(exc):
+        return exc
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            # Polled: grpc.aio tells of no status replaced after the first.
+            while (code := await call.code()) == grpc.StatusCode.INTERNAL:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            return grpc.aio.AioRpcError(
+                code,
+                await call.initial_metadata(),
+                await call.trailing_metadata(),
+                await call.details(),
+            )
+    return exc
+
+
+def _as_unavailable(error: MailEventsError) -> MailEventsError:
+    """A connection lost mid-write (a local INTERNAL, see `_dropped`) as what it is."""
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return error
+    return MailEventsError(grpc.StatusCode.UNAVAILABLE, f"connection lost ({error.message})")
+
+
 def _dropped(exc: grpc.aio.AioRpcError) -> bool:
     """Whether a failed call lost its connection, rather than being refused.
 
@@ -151,6 +192,11 @@ def _dropped(exc: grpc.aio.AioRpcError) -> bool:
     grpc.aio as a local INTERNAL ("Internal error from Core"), not as
     UNAVAILABLE. Sending again is safe either way: ingest is idempotent.
     """
-    code = exc.code()
-    local_failure = code == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core"
-    return bool(code == grpc.StatusCode.UNAVAILABLE or local_failure)
+    return exc.code() == grpc.StatusCode.UNAVAILABLE or _local_failure(exc)
+
+
+def _local_failure(exc: grpc.aio.AioRpcError) -> bool:
+    """grpc.aio's own INTERNAL for a message it could not send."""
+    return bool(
+        exc.code() == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core"
+    )

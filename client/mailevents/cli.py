@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 
 from mailevents import __version__, _bulk, _ingest, _output
-from mailevents.client import DEFAULT_ADDRESS, MailEventsClient
+from mailevents.client import DEFAULT_ADDRESS, MailEventsClient, RetryNotice, RetryPolicy
 from mailevents.errors import MailEventsError
 from mailevents.query import conditions_in, parse_where, query
 from mailevents.v1 import message_event_service_pb2 as pb
@@ -325,6 +325,15 @@ def _connection_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="per call, and per batch of a search; 0 waits forever (default: %(default)g)",
     )
+    group.add_argument(
+        "--retry-for",
+        type=float,
+        # A string: argparse converts it like a flag's value, and reports a bad one.
+        default=os.environ.get("MAILEVENTS_RETRY_SECONDS", "30"),
+        metavar="SECONDS",
+        help="keep sending again for this long while the server's store is unavailable "
+        "(env MAILEVENTS_RETRY_SECONDS; 0: never; default: %(default)s)",
+    )
     return options
 
 
@@ -373,7 +382,9 @@ def _batch_size(text: str) -> int:
     return value
 
 
-def _client(args: argparse.Namespace) -> MailEventsClient:
+def _client(
+    args: argparse.Namespace, on_retry: Callable[[RetryNotice], None] | None = None
+) -> MailEventsClient:
     root_certificates = None
     if args.ca_cert:
         try:
@@ -387,7 +398,14 @@ def _client(args: argparse.Namespace) -> MailEventsClient:
         root_certificates=root_certificates,
         tls=args.tls,
         timeout=args.timeout or None,
+        retry=RetryPolicy(total=args.retry_for) if args.retry_for > 0 else None,
+        on_retry=on_retry or _note_retry,
     )
+
+
+def _note_retry(notice: RetryNotice) -> None:
+    """Say on stderr that a call is being sent again, and when."""
+    print(f"{notice}", file=sys.stderr, flush=True)
 
 
 def _query(args: argparse.Namespace, order: str = "desc") -> pb.EventQuery:
@@ -502,7 +520,7 @@ async def _ingest_command(args: argparse.Namespace) -> int:
             progress.update(_bulk.raw_position(source) or 0)
         batches = _bulk.read_batches(source, checkpoint.offset, checkpoint.line, args.batch_size)
         try:
-            async with _client(args) as client:
+            async with _client(args, _bulk.retry_reporter(progress, summary)) as client:
                 await _bulk.run_import(
                     client,
                     source,

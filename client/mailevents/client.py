@@ -3,14 +3,15 @@
 It adds what every caller would otherwise write around the generated stub:
 the API key on every call, a deadline on every call (gRPC's default is none),
 message limits large enough for big batches, failed calls turned into one
-exception that carries the server's field violations, and searches that
-survive a dropped connection by resuming from the last batch's token.
+exception that carries the server's field violations, searches that survive
+a dropped connection by resuming from the last batch's token, and ingest
+that rides out a store failing for a moment by sending again (see `_retry`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
@@ -20,13 +21,21 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from mailevents import _ingest_stream
+from mailevents._retry import Retries, RetryNotice, RetryPolicy
 from mailevents.errors import MailEventsError
 from mailevents.query import group_by_value
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1 import message_event_service_pb2_grpc as pb_grpc
 from mailevents.v1.message_event_pb2 import MessageEvent
 
-__all__ = ["DEFAULT_ADDRESS", "MAX_INGEST_BATCH", "MailEventsClient", "ReadMask"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "MAX_INGEST_BATCH",
+    "MailEventsClient",
+    "ReadMask",
+    "RetryNotice",
+    "RetryPolicy",
+]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 #: The most events one IngestMessageEvents call takes; `ingest` splits larger inputs.
@@ -48,6 +57,14 @@ class MailEventsClient:
     A search that loses its connection (UNAVAILABLE) reconnects with the
     last resume token up to `max_reconnects` times in a row, so no event is
     lost or repeated.
+
+    `retry` says how long ingest calls, ingest streams and searches keep
+    trying while the server answers UNAVAILABLE because its store failed
+    for a moment (a database restarting, a lock): by default up to 30 s
+    since the last progress, with capped exponential backoff and jitter,
+    never sooner than the server's RetryInfo asks. Sending events again is
+    safe, as the server stores each event_id once. `retry=None` turns it
+    off. `on_retry` hears of each wait, e.g. to show it in a progress line.
     """
 
     def __init__(
@@ -59,10 +76,17 @@ class MailEventsClient:
         tls: bool = False,
         timeout: float | None = 30.0,
         max_reconnects: int = 5,
+        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen: safe to share)
+        on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.max_reconnects = max_reconnects
+        self.retry = retry or RetryPolicy(total=0)
+        self.on_retry = on_retry
+        #: Whether the server has answered this client before: a server never
+        #: reached is reported at once rather than retried.
+        self._reached = False
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {api_key}"),) if api_key else ()
         )
@@ -110,12 +134,27 @@ class MailEventsClient:
             self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
         return self._stub
 
-    async def _unary(self, method_name: str, request: Any) -> Any:
+    def _retries(self, max_attempts: int | None = None) -> Retries:
+        """The retry state of one call or stream, under this client's policy."""
+        return Retries(self.retry, self.on_retry, max_attempts=max_attempts)
+
+    async def _unary(self, method_name: str, request: Any, *, retry: bool = False) -> Any:
+        """One unary call; with `retry` (safe only where sending twice is), sent
+        again while the server is unavailable, within the retry policy."""
         method = getattr(self._service(), method_name)
-        try:
-            return await method(request, metadata=self._metadata, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise MailEventsError.from_rpc_error(exc) from exc
+        # No count limit: a server that never answered is not retried at all
+        # (see `_retry`), and one that did is given the whole time budget.
+        retries = self._retries() if retry else None
+        while True:
+            try:
+                response = await method(request, metadata=self._metadata, timeout=self.timeout)
+            except grpc.aio.AioRpcError as exc:
+                error = MailEventsError.from_rpc_error(exc)
+                if retries is None or not await retries.wait(error, reached=self._reached):
+                    raise error from exc
+                continue
+            self._reached = True
+            return response
 
     async def search(
         self,
@@ -183,13 +222,15 @@ class MailEventsClient:
             heartbeat_interval=_duration(heartbeat_interval),
         )
         wait = self._live_wait(heartbeat_interval) if follow else self.timeout
-        delivered = received = failures = 0
+        delivered = received = 0
         finished = False
+        retries = self._retries(self.max_reconnects)
         while True:
             call = self._service().SearchMessageEvents(request, metadata=self._metadata)
             try:
                 while (response := await self._next_response(call, wait)) is not None:
-                    failures = 0
+                    retries.progress()
+                    self._reached = True
                     received += 1
                     delivered += len(response.events)
                     finished = response.HasField("stats")
@@ -200,12 +241,13 @@ class MailEventsClient:
             except grpc.aio.AioRpcError as exc:
                 if finished:  # dropped after the last message: nothing is missing
                     return
-                # A server that was never reached is an error to report now,
-                # not a dropped stream to resume.
-                resumable = exc.code() == grpc.StatusCode.UNAVAILABLE and received > 0
-                if not resumable or failures >= self.max_reconnects:
-                    raise MailEventsError.from_rpc_error(exc) from exc
-                failures += 1
+                error = MailEventsError.from_rpc_error(exc)
+                # Resumed: a stream cut by a dropped connection or by the store
+                # failing (the server sends RetryInfo then, also before the
+                # first batch). A server never reached is reported now.
+                delay = retries.next_delay(error, reached=received > 0)
+                if delay is None:
+                    raise error from exc
             finally:
                 call.cancel()
             if max_events:
@@ -214,7 +256,7 @@ class MailEventsClient:
                 request.max_events = max_events - delivered
                 if request.max_events <= 0:
                     return
-            await asyncio.sleep(min(2.0, 0.25 * 2 ** (failures - 1)))
+            await retries.pause(error, delay)
 
     async def _next_response(
         self, call: Any, wait: float | None
@@ -284,9 +326,11 @@ class MailEventsClient:
         )
         limit = self.max_reconnects if max_reconnects is None else max_reconnects
         wait = self._live_wait(heartbeat_interval)
-        received = failures = delivered = 0
+        received = delivered = 0
+        retries = self._retries(limit)
         while True:
             call = self._service().WatchMessageEvents(request, metadata=self._metadata)
+            cause: grpc.aio.AioRpcError | None = None
             try:
                 while True:
                     try:
@@ -294,15 +338,15 @@ class MailEventsClient:
                             response = await call.read()
                     except TimeoutError:
                         # Heartbeats stopped: the connection is dead, whatever TCP thinks.
-                        if received == 0 or failures >= limit:
-                            raise MailEventsError(
-                                grpc.StatusCode.UNAVAILABLE,
-                                f"no message or heartbeat from {self.address} within {wait:g}s",
-                            ) from None
+                        error = MailEventsError(
+                            grpc.StatusCode.UNAVAILABLE,
+                            f"no message or heartbeat from {self.address} within {wait:g}s",
+                        )
                         break
                     if response is grpc.aio.EOF:
                         return
-                    failures = 0
+                    retries.progress()
+                    self._reached = True
                     received += 1
                     request.resume_token = response.resume_token
                     if max_events:
@@ -310,13 +354,13 @@ class MailEventsClient:
                         request.max_events = max(1, max_events - delivered)
                     yield response
             except grpc.aio.AioRpcError as exc:
-                resumable = exc.code() == grpc.StatusCode.UNAVAILABLE and received > 0
-                if not resumable or failures >= limit:
-                    raise MailEventsError.from_rpc_error(exc) from exc
+                error, cause = MailEventsError.from_rpc_error(exc), exc
             finally:
                 call.cancel()
-            failures += 1
-            await asyncio.sleep(min(2.0, 0.25 * 2 ** (failures - 1)))
+            # Resumed from the last token when the connection dropped or went
+            # silent, or the store failed; a server never reached is reported.
+            if not await retries.wait(error, reached=received > 0):
+                raise error from cause
 
     async def ingest_stream(
         self,
@@ -332,9 +376,11 @@ class MailEventsClient:
         the next one is taken only when there is room, so a large input is
         read as fast as the server stores it, not faster. If the connection
         drops (UNAVAILABLE), the stream is reopened and every batch not yet
-        acknowledged is sent again, up to `max_reconnects` times in a row;
-        the server stores each event_id once, so nothing is lost or doubled
-        (events stored by the lost attempt come back as duplicates).
+        acknowledged is sent again, up to `max_reconnects` times in a row,
+        and for as long as the `retry` policy allows when the server says
+        its store is unavailable; the server stores each event_id once, so
+        nothing is lost or doubled (events stored by the lost attempt come
+        back as duplicates).
         """
         stream = _ingest_stream.IngestStream(self, batches, window)
         async with aclosing(stream.acknowledgements()) as acknowledgements:
@@ -391,15 +437,17 @@ class MailEventsClient:
         """Store events, idempotent on `event_id`; per-event outcomes in `results`.
 
         Inputs larger than one call takes are sent in consecutive calls and
-        the outcomes merged, with `index` still pointing into `events`. If a
-        later call fails, the earlier ones are stored; sending everything
-        again is safe, as stored events come back as duplicates.
+        the outcomes merged, with `index` still pointing into `events`. A
+        call the server could not take for the moment (UNAVAILABLE) is sent
+        again within the client's `retry` policy. If a later call fails
+        anyway, the earlier ones are stored; sending everything again is
+        safe, as stored events come back as duplicates.
         """
         merged = pb.IngestMessageEventsResponse()
         for start in range(0, len(events), MAX_INGEST_BATCH):
             request = pb.IngestMessageEventsRequest(events=events[start : start + MAX_INGEST_BATCH])
             response: pb.IngestMessageEventsResponse = await self._unary(
-                "IngestMessageEvents", request
+                "IngestMessageEvents", request, retry=True
             )
             for result in response.results:
                 result.index += start
@@ -418,14 +466,20 @@ class MailEventsClient:
         page_size: int = 0,
         page_token: str = "",
         include_total_size: bool = False,
+        skip: int = 0,
     ) -> pb.ListMessageEventsResponse:
-        """One page of matching events; pass `next_page_token` back, with the same query."""
+        """One page of matching events; pass `next_page_token` back, with the same query.
+
+        `skip` steps over that many matches first (from the token's position
+        when there is one), at about the cost of a page.
+        """
         request = pb.ListMessageEventsRequest(
             query=query,
             read_mask=_field_mask(read_mask),
             page_size=page_size,
             page_token=page_token,
             include_total_size=include_total_size,
+            skip=skip,
         )
         response: pb.ListMessageEventsResponse = await self._unary("ListMessageEvents", request)
         return response

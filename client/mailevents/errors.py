@@ -24,7 +24,8 @@ class MailEventsError(Exception):
 
     `field_violations` holds (field, description) pairs from `BadRequest`;
     `reason` and `domain` come from `ErrorInfo` (empty when the server, or a
-    proxy in front of it, sent none).
+    proxy in front of it, sent none); `retry_delay` is `RetryInfo`'s delay in
+    seconds, set when the server says the call may be sent again after it.
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class MailEventsError(Exception):
         field_violations: list[tuple[str, str]] | None = None,
         reason: str = "",
         domain: str = "",
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
@@ -41,12 +43,14 @@ class MailEventsError(Exception):
         self.field_violations = field_violations or []
         self.reason = reason
         self.domain = domain
+        self.retry_delay = retry_delay
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> MailEventsError:
         """Unpack a failed call's status and its `google.rpc.Status` details, if any."""
         violations: list[tuple[str, str]] = []
         reason = domain = ""
+        retry_delay: float | None = None
         for detail in _status_details(error):
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad_request = error_details_pb2.BadRequest()
@@ -56,7 +60,11 @@ class MailEventsError(Exception):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
                 reason, domain = info.reason, info.domain
-        return cls(error.code(), error.details() or "", violations, reason, domain)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_delay = retry.retry_delay.ToNanoseconds() / 1e9
+        return cls(error.code(), error.details() or "", violations, reason, domain, retry_delay)
 
 
 def _status_details(error: grpc.aio.AioRpcError) -> list[AnyProto]:

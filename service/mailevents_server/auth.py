@@ -21,7 +21,14 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from mailevents_server.errors import ServiceError, Unauthenticated, internal_status, to_rpc_status
+from mailevents_server import faults
+from mailevents_server.errors import (
+    ServiceError,
+    Unauthenticated,
+    internal_status,
+    store_refusal,
+    to_rpc_status,
+)
 from mailevents_server.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -157,6 +164,7 @@ class _Guard:
     @contextlib.asynccontextmanager
     async def __call__(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
+            faults.set_call_deadline(context.time_remaining())
             _tenant.set(await self._resolver.tenant(context.invocation_metadata()))
             yield
         except grpc.aio.AbortError:
@@ -165,6 +173,17 @@ class _Guard:
             if isinstance(err, Unauthenticated):
                 self._resolver.refused(err.reason)
             await context.abort_with_status(rpc_status.to_status(to_rpc_status(err)))
-        except Exception:
-            log.exception("unexpected error in %s", self._method)
-            await context.abort_with_status(rpc_status.to_status(internal_status()))
+        except Exception as exc:
+            refusal = store_refusal(exc)
+            if refusal is None:
+                log.exception("unexpected error in %s", self._method)
+                await context.abort_with_status(rpc_status.to_status(internal_status()))
+            else:
+                # A fault of the store, not a bug: one line with its cause, no traceback.
+                log.warning(
+                    "%s refused with %s: %s",
+                    self._method,
+                    refusal.code.name,
+                    faults.cause(exc),
+                )
+                await context.abort_with_status(rpc_status.to_status(to_rpc_status(refusal)))

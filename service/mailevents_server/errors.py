@@ -12,10 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from mailevents_server.faults import Fault, classify
+
 ERROR_DOMAIN = "mailevents.dev"
+
+#: The RetryInfo delay of a transient store fault (connection lost, restart, lock).
+RETRY_SECONDS = 1.0
+#: The RetryInfo delay when storage is full: someone has to make room first.
+FULL_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class ServiceError(Exception):
     reason: str = "ERROR"
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
     violations: Sequence[Violation] = field(default_factory=tuple)
+    #: Sent as `google.rpc.RetryInfo`: the call may be sent again after this many seconds.
+    retry_delay: float | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -94,6 +103,10 @@ def to_rpc_status(err: ServiceError) -> status_pb2.Status:
                 bad.field_violations.remove(fv)
                 break
         details.append(_pack(bad))
+    if err.retry_delay is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(err.retry_delay * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(
         code=err.code.value[0], message=_clip(err.message, 500), details=details
     )
@@ -111,6 +124,33 @@ def _clip(text: str, max_bytes: int) -> str:
     return raw[: max_bytes - 3].decode(errors="ignore") + "…"
 
 
+def store_refusal(exc: BaseException) -> ServiceError | None:
+    """The status for a store fault (see `faults`), or None for anything else.
+
+    Transient faults are UNAVAILABLE and full storage RESOURCE_EXHAUSTED, both
+    with a RetryInfo: sending the same events again later is safe, as ingest
+    is idempotent on event_id. The driver's text stays in the server log.
+    """
+    fault = classify(exc)
+    if fault is Fault.FULL:
+        return ServiceError(
+            "storage is full: nothing more can be stored until an operator makes room; "
+            "events acknowledged before are kept, and reads go on",
+            "STORAGE_FULL",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            retry_delay=FULL_RETRY_SECONDS,
+        )
+    if fault is Fault.TRANSIENT:
+        return ServiceError(
+            "the event store is unavailable for the moment; send the call again "
+            "(ingest is idempotent on event_id)",
+            "STORE_UNAVAILABLE",
+            grpc.StatusCode.UNAVAILABLE,
+            retry_delay=RETRY_SECONDS,
+        )
+    return None
+
+
 def internal_status() -> status_pb2.Status:
     """What a client sees for a bug of ours: no exception text, just where to look."""
     info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
@@ -121,7 +161,11 @@ def internal_status() -> status_pb2.Status:
     )
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _pack(
+    message: error_details_pb2.ErrorInfo
+    | error_details_pb2.BadRequest
+    | error_details_pb2.RetryInfo,
+) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed

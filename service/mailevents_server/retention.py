@@ -13,6 +13,7 @@ import logging
 import re
 import time
 
+from mailevents_server import faults
 from mailevents_server.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,6 @@ async def run_forever(
             await run_once(store, window_seconds)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("retention run failed; retrying in %.0fs", interval)
+        except Exception as exc:
+            faults.log_failure(log, f"retention run failed; retrying in {interval:.0f}s", exc)
         await asyncio.sleep(interval)

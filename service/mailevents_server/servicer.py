@@ -30,8 +30,9 @@ from mailevents_server.metrics import Metrics
 from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
 from mailevents_server.query.model import Query
+from mailevents_server.query.recent import OffsetWalks
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
-from mailevents_server.query.validate import compile_query, valid_time_zone
+from mailevents_server.query.validate import check_skip, compile_query, valid_time_zone
 from mailevents_server.store.base import Row, Store
 from mailevents_server.workers import Workers
 
@@ -73,6 +74,8 @@ class MessageEventServicer:
         # Without worker processes, large batches are prepared in a thread.
         self._workers = workers or Workers(0)
         self._shutdown = live.Shutdown()
+        # Offset walks: where recent pages ended, and recent totals.
+        self._walks = OffsetWalks()
 
     async def stop_live_streams(self) -> None:
         """End every live stream (watch, search with follow) now, with UNAVAILABLE."""
@@ -98,6 +101,7 @@ class MessageEventServicer:
             violations,
         )
         mask = _read_mask(request.read_mask, violations)
+        skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
         # Where to begin: the history pinned to a snapshot (max_id), or, with a
@@ -119,9 +123,11 @@ class MessageEventServicer:
                 )
         else:
             query = await self._position(query, request.resume_token, "resume_token", fp)
+        query = self._walks.skipping(query, fp, skip, from_start=not request.resume_token)
 
         remaining = request.max_events or -1
         events = batches = 0
+        last_row: Row | None = None
         if live_from is None:
             reads = self._store.read(query, batch_size, limit=request.max_events or None)
             with tracing.span("store.read"):
@@ -130,6 +136,8 @@ class MessageEventServicer:
                         if remaining >= 0:
                             rows = rows[:remaining]
                             remaining -= len(rows)
+                        if rows:
+                            last_row = rows[-1]
                         for chunk in _chunks(rows):
                             last = chunk[-1]
                             token = self._codec.encode(
@@ -146,6 +154,10 @@ class MessageEventServicer:
                             break
         # The history is complete up to its snapshot, unless max_events cut it short.
         complete = remaining != 0
+        if request.max_events and not request.resume_token:
+            # Also after a short or empty page: the store may have grown past
+            # it by the time the client asks for the next offset.
+            self._walks.ended_at(tenant, fp, skip + request.max_events, last_row, query)
         # Resumed straight into the live part: no seam message will give the token.
         resumed_live = live_from is not None
         if request.follow and complete:
@@ -304,20 +316,25 @@ class MessageEventServicer:
             violations.append(Violation("page_size", "must not be negative"))
         page_size = min(request.page_size, MAX_PAGE) if request.page_size > 0 else DEFAULT_PAGE
         mask = _read_mask(request.read_mask, violations)
+        skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
         query = await self._position(query, request.page_token, "page_token", fp)
+        query = self._walks.skipping(query, fp, skip, from_start=not request.page_token)
 
         with tracing.span("store.page"):
             rows = await self._store.page(query, page_size + 1)
         out = [_events_bytes(rows[:page_size], mask)]
+        if not request.page_token:
+            last_row = rows[:page_size][-1] if rows else None
+            self._walks.ended_at(tenant, fp, skip + page_size, last_row, query)
         if len(rows) > page_size:
             last = rows[page_size - 1]
             token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
             out.append(wire.length_delimited(2, token.encode()))
         if request.include_total_size:
             with tracing.span("store.count"):
-                total = await self._store.count(dataclasses.replace(query, after=None))
+                total = await self._store.count(dataclasses.replace(query, after=None, skip=0))
             if total:
                 out.append(_TOTAL_SIZE_TAG + wire.varint(total))
         return b"".join(out)
@@ -362,7 +379,10 @@ class MessageEventServicer:
         )
         query = compile_query(request.query, current_tenant(), extra=violations)
         with tracing.span("store.count"):
-            response = spb.CountMessageEventsResponse(total=await self._store.count(query))
+            total = await self._walks.total(
+                query, fingerprint(request.query), self._store.last_id, self._store.count
+            )
+        response = spb.CountMessageEventsResponse(total=total)
         for group in request.group_by:
             with tracing.span("store.group_counts"):
                 buckets = await self._store.group_counts(query, group, time_zone, max_buckets)

@@ -38,6 +38,7 @@ import grpc
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import faults
 from mailevents_server.auth import KeyResolver
 from mailevents_server.errors import Unauthenticated
 from mailevents_server.prepare_pool import from_blob, to_blob
@@ -152,8 +153,8 @@ class IntoStore:
         except Unauthenticated as err:
             self._resolver.refused(err.reason)
             raise Refused(401, "invalid API key") from None
-        except Exception:
-            log.exception("webhook batch not stored: the key could not be looked up")
+        except Exception as exc:
+            faults.log_failure(log, "webhook batch not stored: the key could not be looked up", exc)
             raise _retry_later() from None
         batch = await _convert(self._workers, as_prepared, body, convert)
         done = _stored(batch)
@@ -168,10 +169,12 @@ class IntoStore:
                         done.stored += 1
                     else:
                         done.duplicates += 1
-        except Exception:
+        except Exception as exc:
             # Whatever it was (a full disk, a closed store), what this attempt
             # stored comes back as duplicates when the provider retries.
-            log.exception("webhook batch not stored (%d events stored before)", done.stored)
+            faults.log_failure(
+                log, f"webhook batch not stored ({done.stored} events stored before)", exc
+            )
             raise _retry_later() from None
         return done
 

@@ -33,8 +33,9 @@ async function main() {
       Object.assign({ per_page: 2, cursor }, window)
     );
     res.results.forEach((r) => seen.push(r.event_id));
-    const next = res.links.find((l) => l.rel === 'next');
-    cursor = next ? new URL(next.href, origin).searchParams.get('cursor') : null;
+    // The Events API's links is an object; `next` is absent on the last page.
+    const next = res.links.next;
+    cursor = next ? new URL(next, origin).searchParams.get('cursor') : null;
   }
   out.cursor = seen;
 

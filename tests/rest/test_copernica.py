@@ -131,15 +131,17 @@ async def test_rendering(cop: Any) -> None:
     }
     assert by_id["inj"] == {
         "event": "attempt",
+        "type": "attempt",
         "id": "inj",
         "time": "2024-03-10 09:00:00",
         "tags": "spring;promo",
         **common,
     }
-    assert list(by_id["inj"])[:3] == ["event", "id", "message"]
+    assert list(by_id["inj"])[:4] == ["event", "type", "id", "message"]
     assert by_id["dlv"]["event"] == "delivery" and by_id["dlv"]["attempts"] == 3
     assert by_id["opn"] == {
         "event": "open",
+        "type": "open",
         "id": "opn",
         "time": "2024-03-20 10:00:00",
         "tags": "promo",
@@ -151,14 +153,19 @@ async def test_rendering(cop: Any) -> None:
         "city": "Columbia",
     }
     assert by_id["clk"]["event"] == "click" and by_id["clk"]["linkinfo"] == "http://e.com"
-    assert {k: by_id["bnc"][k] for k in ("event", "type", "code", "description")} == {
-        "event": "error",
-        "type": "bounce",
+    assert {k: by_id["bnc"][k] for k in ("event", "type", "kind", "code", "description")} == {
+        "event": "failure",
+        "type": "failure",
+        "kind": "bounce",
         "code": "554",
         "description": "550 no such user",
     }
-    assert by_id["dly"]["event"] == "retry"
-    assert by_id["spm"]["event"] == "abuse" and by_id["spm"]["type"] == "abuse"
+    assert by_id["dly"]["event"] == by_id["dly"]["type"] == "retry"
+    assert by_id["dly"]["kind"] == "delay"
+    assert by_id["spm"]["event"] == by_id["spm"]["type"] == "abuse"
+    assert by_id["spm"]["kind"] == "abuse"  # the complaint's fbtype
+    for item in by_id.values():
+        assert item["event"] == item["type"]
 
 
 @pytest.mark.parametrize("token", ["", "wrong"])

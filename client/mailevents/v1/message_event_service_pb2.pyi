@@ -49,6 +49,8 @@ class Order(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_TIMESTAMP_ASC: _ClassVar[Order]
     ORDER_ID_ASC: _ClassVar[Order]
     ORDER_ID_DESC: _ClassVar[Order]
+    ORDER_TIMESTAMP_DESC_ID_ASC: _ClassVar[Order]
+    ORDER_TIMESTAMP_ASC_ID_DESC: _ClassVar[Order]
 
 class GroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -93,6 +95,8 @@ ORDER_TIMESTAMP_DESC: Order
 ORDER_TIMESTAMP_ASC: Order
 ORDER_ID_ASC: Order
 ORDER_ID_DESC: Order
+ORDER_TIMESTAMP_DESC_ID_ASC: Order
+ORDER_TIMESTAMP_ASC_ID_DESC: Order
 GROUP_BY_UNSPECIFIED: GroupBy
 GROUP_BY_TYPE: GroupBy
 GROUP_BY_CAMPAIGN: GroupBy
@@ -131,7 +135,7 @@ class EventQuery(_message.Message):
     def __init__(self, conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order: _Optional[_Union[Order, str]] = ...) -> None: ...
 
 class SearchMessageEventsRequest(_message.Message):
-    __slots__ = ("query", "read_mask", "batch_size", "resume_token", "max_events", "follow", "heartbeat_interval")
+    __slots__ = ("query", "read_mask", "batch_size", "resume_token", "max_events", "follow", "heartbeat_interval", "skip")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     READ_MASK_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +143,7 @@ class SearchMessageEventsRequest(_message.Message):
     MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FIELD_NUMBER: _ClassVar[int]
     query: EventQuery
     read_mask: _field_mask_pb2.FieldMask
     batch_size: int
@@ -146,7 +151,8 @@ class SearchMessageEventsRequest(_message.Message):
     max_events: int
     follow: bool
     heartbeat_interval: _duration_pb2.Duration
-    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., batch_size: _Optional[int] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    skip: int
+    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., batch_size: _Optional[int] = ..., resume_token: _Optional[str] = ..., max_events: _Optional[int] = ..., follow: _Optional[bool] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., skip: _Optional[int] = ...) -> None: ...
 
 class Watermark(_message.Message):
     __slots__ = ("position", "time")
@@ -179,18 +185,20 @@ class SearchMessageEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_message_event_pb2.MessageEvent, _Mapping]]] = ..., resume_token: _Optional[str] = ..., stats: _Optional[_Union[SearchStats, _Mapping]] = ..., watermark: _Optional[_Union[Watermark, _Mapping]] = ...) -> None: ...
 
 class ListMessageEventsRequest(_message.Message):
-    __slots__ = ("query", "read_mask", "page_size", "page_token", "include_total_size")
+    __slots__ = ("query", "read_mask", "page_size", "page_token", "include_total_size", "skip")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     READ_MASK_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FIELD_NUMBER: _ClassVar[int]
     query: EventQuery
     read_mask: _field_mask_pb2.FieldMask
     page_size: int
     page_token: str
     include_total_size: bool
-    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_total_size: _Optional[bool] = ...) -> None: ...
+    skip: int
+    def __init__(self, query: _Optional[_Union[EventQuery, _Mapping]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_total_size: _Optional[bool] = ..., skip: _Optional[int] = ...) -> None: ...
 
 class ListMessageEventsResponse(_message.Message):
     __slots__ = ("events", "next_page_token", "total_size")

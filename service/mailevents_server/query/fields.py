@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server.query.operators import ORDERED, TEXT_MATCH
 
 
 class Kind(enum.Enum):
@@ -24,34 +25,19 @@ class Kind(enum.Enum):
     TAGS = "tags"  # a set of strings; EXACT/IN mean "has the tag"
 
 
-_ORDERED = frozenset({spb.OPERATOR_GT, spb.OPERATOR_GTE, spb.OPERATOR_LT, spb.OPERATOR_LTE})
-_TEXT_MATCH = frozenset(
-    {
-        spb.OPERATOR_IEXACT,
-        spb.OPERATOR_CONTAINS,
-        spb.OPERATOR_ICONTAINS,
-        spb.OPERATOR_STARTS_WITH,
-        spb.OPERATOR_ISTARTS_WITH,
-        spb.OPERATOR_ENDS_WITH,
-        spb.OPERATOR_IENDS_WITH,
-    }
-)
 _BASIC = frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN, spb.OPERATOR_IS_NULL})
 
 OPERATORS: dict[Kind, frozenset[int]] = {
-    Kind.TEXT: _BASIC | _TEXT_MATCH | _ORDERED,
-    Kind.INT: _BASIC | _ORDERED,
+    Kind.TEXT: _BASIC | TEXT_MATCH | ORDERED,
+    Kind.INT: _BASIC | ORDERED,
     Kind.BOOL: _BASIC,
-    Kind.TIMESTAMP: _BASIC | _ORDERED,
+    Kind.TIMESTAMP: _BASIC | ORDERED,
     Kind.ENUM: frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN}),
     Kind.TAGS: _BASIC,
 }
 
 #: Operators allowed when a condition compares a date part (an integer).
-DATE_PART_OPERATORS = frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN}) | _ORDERED
-
-#: Operators taking exactly one value (IN takes any number, IS_NULL at most one).
-SINGLE_VALUE = frozenset({spb.OPERATOR_EXACT}) | _TEXT_MATCH | _ORDERED
+DATE_PART_OPERATORS = frozenset({spb.OPERATOR_EXACT, spb.OPERATOR_IN}) | ORDERED
 
 
 @dataclass(frozen=True)

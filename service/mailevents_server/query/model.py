@@ -43,9 +43,14 @@ class Query:
     descending: bool = True
     #: Order by id (commit order) instead of (timestamp, id).
     by_id: bool = False
+    #: With (timestamp, id): ties on timestamp go by id in the other direction.
+    mixed: bool = False
     #: Keyset position (timestamp_us, id): only events strictly beyond it in
     #: the query's order. How paging and stream resumption work, never OFFSET.
     after: tuple[int, int] | None = None
     #: Snapshot bound: only events with id <= max_id (ids grow in commit
     #: order), so that paging sees the store as it was on the first page.
     max_id: int | None = None
+    #: Matching rows to step over (after `after`) before the first one read:
+    #: an offset page's skip, done by the store over its index (AIP-158).
+    skip: int = 0

@@ -19,10 +19,10 @@ from mailevents_server.query.fields import (
     BY_NAME,
     DATE_PART_OPERATORS,
     OPERATORS,
-    SINGLE_VALUE,
     Kind,
 )
 from mailevents_server.query.model import Predicate, Query, Value
+from mailevents_server.query.operators import SINGLE_VALUE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -114,9 +114,19 @@ def compile_query(
         predicates=tuple(predicates),
         start_us=start_us,
         end_us=end_us,
-        descending=request.order not in (spb.ORDER_TIMESTAMP_ASC, spb.ORDER_ID_ASC),
+        descending=request.order
+        not in (spb.ORDER_TIMESTAMP_ASC, spb.ORDER_ID_ASC, spb.ORDER_TIMESTAMP_ASC_ID_DESC),
         by_id=request.order in (spb.ORDER_ID_ASC, spb.ORDER_ID_DESC),
+        mixed=request.order in (spb.ORDER_TIMESTAMP_DESC_ID_ASC, spb.ORDER_TIMESTAMP_ASC_ID_DESC),
     )
+
+
+def check_skip(skip: int, out: list[Violation], field: str = "skip") -> int:
+    """A request's `skip`, or a violation when it is negative."""
+    if skip < 0:
+        out.append(Violation(field, "must not be negative"))
+        return 0
+    return skip
 
 
 def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicate | None:

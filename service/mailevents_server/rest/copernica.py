@@ -21,7 +21,7 @@ from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition
+from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/v1/message/{message_id}/events"
 PARAMS = ("access_token", "start", "end", "tags")
@@ -32,13 +32,13 @@ EVENT_NAMES: dict[int, str] = {
     ev_pb.EVENT_TYPE_RELAY_INJECTION: "attempt",
     ev_pb.EVENT_TYPE_DELIVERY: "delivery",
     ev_pb.EVENT_TYPE_RELAY_DELIVERY: "delivery",
-    ev_pb.EVENT_TYPE_BOUNCE: "error",
-    ev_pb.EVENT_TYPE_OUT_OF_BAND: "error",
-    ev_pb.EVENT_TYPE_POLICY_REJECTION: "error",
-    ev_pb.EVENT_TYPE_GENERATION_FAILURE: "error",
-    ev_pb.EVENT_TYPE_GENERATION_REJECTION: "error",
-    ev_pb.EVENT_TYPE_RELAY_REJECTION: "error",
-    ev_pb.EVENT_TYPE_RELAY_PERMFAIL: "error",
+    ev_pb.EVENT_TYPE_BOUNCE: "failure",
+    ev_pb.EVENT_TYPE_OUT_OF_BAND: "failure",
+    ev_pb.EVENT_TYPE_POLICY_REJECTION: "failure",
+    ev_pb.EVENT_TYPE_GENERATION_FAILURE: "failure",
+    ev_pb.EVENT_TYPE_GENERATION_REJECTION: "failure",
+    ev_pb.EVENT_TYPE_RELAY_REJECTION: "failure",
+    ev_pb.EVENT_TYPE_RELAY_PERMFAIL: "failure",
     ev_pb.EVENT_TYPE_DELAY: "retry",
     ev_pb.EVENT_TYPE_RELAY_TEMPFAIL: "retry",
     ev_pb.EVENT_TYPE_OPEN: "open",
@@ -106,8 +106,11 @@ def render(event: ev_pb.MessageEvent) -> dict[str, Any]:
     """One event: its Copernica name, the common fields, then the type's own."""
     name = EVENT_NAMES.get(event.type) or event.type_name or type_name(event.type)
     sender = event.sender or event.mail_from
+    # The seed names the event under `event` in one item and under `type` in
+    # the next: both keys carry it, so a client reading either finds it.
     out: dict[str, Any] = {
         "event": name,
+        "type": name,
         "id": event.event_id,
         "message": event.transmission_id,
         "time": timeutil.format_seconds(timeutil.from_timestamp(event.timestamp)),
@@ -128,12 +131,12 @@ def render(event: ev_pb.MessageEvent) -> dict[str, Any]:
             out["city"] = event.geo_ip.city
     elif name == "delivery":
         out["attempts"] = event.num_retries + 1
-    elif name in ("error", "retry"):
-        out["type"] = event.type_name or type_name(event.type)
+    elif name in ("failure", "retry"):
+        out["kind"] = event.type_name or type_name(event.type)
         out["code"] = event.error_code if event.HasField("error_code") else None
         out["description"] = event.reason if event.HasField("reason") else None
     elif name == "abuse":
-        out["type"] = event.fbtype if event.HasField("fbtype") else None
+        out["kind"] = event.fbtype if event.HasField("fbtype") else None
     return out
 
 
@@ -175,6 +178,9 @@ async def message_events(request: web.Request) -> web.StreamResponse:
     except ServiceError as failure:
         if failure.unauthenticated:
             return invalid_token()
+        if failure.retry_after is not None:
+            unavailable = json_response({"error": {"message": "Service unavailable"}})
+            return retry_later(unavailable, failure)
         return json_response({"error": {"message": "Internal error"}}, status=500)
 
 

@@ -23,7 +23,7 @@ from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
 from .jsonbody import json_response
-from .service import SERVICE_KEY, Caller, ServiceError, condition
+from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 
 PATH = "/api/3.0/messages/interaction-data/{messageId}"
 BODY_FIELDS = ("interactionType", "fromDate", "toDate", "pageNumber", "order")
@@ -173,6 +173,8 @@ async def interaction_data(request: web.Request) -> web.Response:
     except ServiceError as failure:
         if failure.unauthenticated:
             return error(401, "Unauthorized")
+        if failure.retry_after is not None:
+            return retry_later(error(503, "Service unavailable"), failure)
         return error(500, "Internal error")
 
 

@@ -10,6 +10,7 @@ a filter means; the server's query core does.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ CALL_TIMEOUT_SECONDS = 60.0
 #: An unpaged dialect (Copernica) may stream a month of a mailing's events.
 STREAM_TIMEOUT_SECONDS = 600.0
 
+#: The largest skip a request carries (int64); no store holds that many events.
+_MAX_SKIP = 2**63 - 1
+
 #: The server streams at most this many events per message.
 MAX_BATCH = 10_000
 
@@ -39,7 +43,7 @@ MAX_BATCH = 10_000
 #: compares this with the service descriptor, so a new RPC cannot land without
 #: someone deciding whether a dialect needs it.
 RPC_USAGE: dict[str, str] = {
-    "SearchMessageEvents": "every dialect's pages (offset skips read ids only) and cursors",
+    "SearchMessageEvents": "every dialect's pages (offsets as its skip) and cursors",
     "ListMessageEvents": "not used: its page size tops out at 1,000, below SparkPost's 10,000",
     "GetMessageEvent": "Tastypie detail; the key check before a dialect's 400",
     "CountMessageEvents": "total_count / total_rows / total_pages of every paged dialect",
@@ -72,20 +76,44 @@ class Violation:
 class ServiceError(Exception):
     """A failed call, reduced to what a dialect needs to render its error."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[Violation] = ()):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        violations: Sequence[Violation] = (),
+        retry_delay: float | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.violations = tuple(violations)
+        #: The server's RetryInfo delay, in seconds (None when it sent none).
+        self.retry_delay = retry_delay
 
     @property
     def unauthenticated(self) -> bool:
         return self.code in _AUTH_CODES
 
+    @property
+    def retry_after(self) -> str | None:
+        """The `Retry-After` seconds for a 503 when the failure is one to retry
+        later (the store unavailable, or full), None otherwise.
+
+        UNAVAILABLE is always worth a retry: a dropped connection to the
+        service says so too. RESOURCE_EXHAUSTED only when the server said
+        when (storage full), not gRPC's own "message too large".
+        """
+        if self.code == grpc.StatusCode.UNAVAILABLE:
+            return str(max(1, math.ceil(self.retry_delay or 1)))
+        if self.code == grpc.StatusCode.RESOURCE_EXHAUSTED and self.retry_delay is not None:
+            return str(max(1, math.ceil(self.retry_delay)))
+        return None
+
     @classmethod
     def from_rpc(cls, err: grpc.aio.AioRpcError) -> ServiceError:
         """Decode the rich status (BadRequest details) a grpc.aio error carries."""
         violations: list[Violation] = []
+        retry_delay: float | None = None
         for key, value in err.trailing_metadata() or ():
             if key != "grpc-status-details-bin" or not isinstance(value, bytes):
                 continue
@@ -97,7 +125,19 @@ class ServiceError(Exception):
                     violations.extend(
                         Violation(v.field, v.description) for v in bad.field_violations
                     )
-        return cls(err.code(), err.details() or "", violations)
+                elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    retry_delay = info.retry_delay.ToNanoseconds() / 1e9
+        return cls(err.code(), err.details() or "", violations, retry_delay)
+
+
+def retry_later(response: web.Response, failure: ServiceError) -> web.Response:
+    """`response` as a 503 with Retry-After, for a dialect's error body when the
+    service is unavailable or its storage full: clients and proxies retry a 503."""
+    response.set_status(503)
+    response.headers["Retry-After"] = failure.retry_after or "1"
+    return response
 
 
 def condition(
@@ -119,7 +159,7 @@ def condition(
 
 
 def id_mask() -> field_mask_pb2.FieldMask:
-    """The cheapest projection: used to step over events a page does not show."""
+    """The cheapest projection: what a key check reads."""
     return field_mask_pb2.FieldMask(paths=["id"])
 
 
@@ -234,13 +274,11 @@ class Caller:
         """
         if limit <= 0:
             return []
-        token = ""
-        if offset > 0:
-            skipped = await self._skip(query, offset)
-            if skipped is None:
-                return []
-            token = skipped
-        events, _ = await self.read_from(query, token, limit, read_mask=read_mask, batches=batches)
+        # The service skips in the store, and resumes a walk's follow-on page
+        # from where the page before it ended.
+        events, _ = await self.read_from(
+            query, "", limit, read_mask=read_mask, batches=batches, skip=min(offset, _MAX_SKIP)
+        )
         return events
 
     async def read_from(
@@ -252,6 +290,7 @@ class Caller:
         read_mask: field_mask_pb2.FieldMask | None = None,
         peek: bool = False,
         batches: list[RawBatch] | None = None,
+        skip: int = 0,
     ) -> tuple[list[ev_pb.MessageEvent], str]:
         """Up to `limit` events after `resume_token`, and the token that continues them.
 
@@ -268,6 +307,7 @@ class Caller:
             batch_size=min(limit, MAX_BATCH),
             max_events=limit + 1 if peek else limit,
             resume_token=resume_token,
+            skip=skip,
         )
         if read_mask is not None:
             request.read_mask.CopyFrom(read_mask)
@@ -294,7 +334,7 @@ class Caller:
             if batches is not None:
                 batches.clear()
             return await self.read_from(
-                query, resume_token, limit, read_mask=read_mask, batches=batches
+                query, resume_token, limit, read_mask=read_mask, batches=batches, skip=skip
             )
         return events[:limit], token_at_limit
 
@@ -313,21 +353,6 @@ class Caller:
                     yield list(response.events)
         except grpc.aio.AioRpcError as err:
             raise ServiceError.from_rpc(err) from None
-
-    async def _skip(self, query: pb.EventQuery, count: int) -> str | None:
-        """The resume token right after the first `count` matches; None if there are fewer.
-
-        Reads ids only, in batches, so skipping costs a fraction of rendering.
-        """
-        remaining = count
-        token = ""
-        while remaining > 0:
-            chunk = min(remaining, 10 * MAX_BATCH)
-            events, token = await self.read_from(query, token, chunk, read_mask=id_mask())
-            if len(events) < chunk:
-                return None
-            remaining -= chunk
-        return token
 
     async def read_with_total(
         self,

@@ -25,7 +25,7 @@ from mailevents.v1.message_event_pb2 import MessageEvent
 
 from . import render
 from .jsonbody import dumps, json_response
-from .service import SERVICE_KEY, Caller, RawBatch, ServiceError
+from .service import SERVICE_KEY, Caller, RawBatch, ServiceError, retry_later
 from .sparkpost_params import (
     LIST_PARAMS,
     SCALAR_PARAMS,
@@ -112,9 +112,10 @@ def service_failure(failure: ServiceError, search: Search) -> web.Response:
             else:
                 errors.append(ParamError(violation.field, violation.description))
         return param_errors(errors or [ParamError("", failure.message)])
-    return errors_response(
+    response = errors_response(
         500, [("Failed to read from database", "Please try again later.", CODE_READ_FAILED)]
     )
+    return response if failure.retry_after is None else retry_later(response, failure)
 
 
 async def _caller_or_error(
@@ -168,8 +169,10 @@ async def message_events(request: web.Request) -> web.Response:
     return _results_response(results, total, _page_links(request, search, page, total))
 
 
-def _results_response(results: bytes, total: int, links: list[dict[str, str]]) -> web.Response:
-    """`{"results": [...], "total_count": N, "links": [...]}` around rendered results."""
+def _results_response(
+    results: bytes, total: int, links: list[dict[str, str]] | dict[str, str]
+) -> web.Response:
+    """`{"results": [...], "total_count": N, "links": ...}` around rendered results."""
     body = b"".join(
         (
             b'{"results":',
@@ -225,26 +228,21 @@ async def events_message(request: web.Request) -> web.Response:
         (events, next_token), total = await _gather_page(caller, search, token, batches)
     except ServiceError as failure:
         return service_failure(failure, search)
-    pinned = [
-        *_filter_pairs(request),
-        ("from", search.from_text),
-        ("to", search.to_text),
-        ("timezone", search.timezone),
-        ("per_page", str(search.per_page)),
-    ]
-    links = [
-        {
-            "href": f"{EVENTS_MESSAGE_PATH}?{_query_string([*pinned, ('cursor', 'initial')])}",
-            "rel": "first",
-        }
-    ]
+    # The Events API's envelope: `links` is an object whose `next` is the path
+    # of the next page (cursor and per_page first, then the request's filters
+    # and its window pinned), and is left out on the last page. Clients stop
+    # when `links.next` is missing (`result.dig('links', 'next')`).
+    links: dict[str, str] = {}
     if next_token:
-        links.append(
-            {
-                "href": f"{EVENTS_MESSAGE_PATH}?{_query_string([*pinned, ('cursor', next_token)])}",
-                "rel": "next",
-            }
-        )
+        pairs = [
+            ("cursor", next_token),
+            ("per_page", str(search.per_page)),
+            *_filter_pairs(request),
+            ("from", search.from_text),
+            ("to", search.to_text),
+            ("timezone", search.timezone),
+        ]
+        links["next"] = f"{EVENTS_MESSAGE_PATH}?{_query_string(pairs)}"
     results = await render.sparkpost_page(request.app[SERVICE_KEY].workers, events, batches)
     return _results_response(results, total, links)
 

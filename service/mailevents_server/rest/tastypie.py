@@ -24,7 +24,7 @@ from mailevents.v1 import message_event_service_pb2 as pb
 
 from . import timeutil
 from .jsonbody import empty_response, json_response
-from .service import SERVICE_KEY, Caller, ServiceError
+from .service import SERVICE_KEY, Caller, ServiceError, retry_later
 from .tastypie_filters import (
     FILTERING,
     MISMATCHED,
@@ -109,6 +109,8 @@ def _failure(failure: ServiceError) -> web.Response:
     if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
         # The server refused a value it parses itself: Django's ValueError path.
         return error_400(MISMATCHED)
+    if failure.retry_after is not None:
+        return retry_later(canned(503), failure)
     return canned(500)
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from mailevents_server import faults
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.metrics import UNSERVED, Metrics
 from mailevents_server.store.base import WriteResult
@@ -44,10 +45,19 @@ async def submit(
 ) -> list[WriteResult]:
     """Queue a request and wait until it is durable (or failed)."""
     if writer is None or writer.done():
-        raise RuntimeError("store is closed")
+        raise faults.StoreClosed("store is closed")
     await queue.put(request)
     # Shielded: a caller that gives up must not cancel a commit others share.
-    return await asyncio.shield(request.done)
+    # Bounded by the call's deadline: a store stalled on a lock is answered
+    # with UNAVAILABLE in time. The commit may still succeed afterwards; the
+    # caller's retry then finds its events stored (as duplicates).
+    try:
+        async with asyncio.timeout(faults.call_budget()):
+            return await asyncio.shield(request.done)
+    except TimeoutError:
+        raise faults.StoreTimeout(
+            "the write was not committed within the call's deadline"
+        ) from None
 
 
 async def run_writer(
@@ -80,7 +90,10 @@ async def run_writer(
         try:
             results = await commit(batch)
         except Exception as exc:  # every waiter learns; the loop goes on
-            log.exception("write transaction failed")
+            if faults.classify(exc) is None:
+                log.exception("write transaction failed")
+            else:  # a store fault: each refused caller logs it, once
+                log.debug("write transaction failed: %s", faults.cause(exc))
             metrics().commit_failures.inc()
             if failed is not None:
                 await failed()

@@ -46,7 +46,7 @@ import asyncpg
 
 from mailevents.event_types import type_name
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import wire
+from mailevents_server import faults, wire
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query.fields import DATA_COLUMNS
 from mailevents_server.query.model import Query
@@ -55,6 +55,7 @@ from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, S
 from mailevents_server.store.commits import CommitHub
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
 from mailevents_server.store.group_commit import run_writer, submit
+from mailevents_server.store.postgres_pool import BoundedPool
 from mailevents_server.store.postgres_schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,9 @@ class PostgresStore(Store):
         self.icu = await self._case_folding_collation(writer)
         self._pool = await asyncpg.create_pool(
             self.url,
-            min_size=1,
+            # No floor: asyncpg would restore it in the background after the
+            # server restarts, logging a traceback for every failed attempt.
+            min_size=0,
             max_size=self._pool_size,
             server_settings=_SESSION,
         )
@@ -286,10 +289,11 @@ class PostgresStore(Store):
             await self._require_pool().fetchval("SELECT pg_database_size(current_database())")
         )
 
-    def _require_pool(self) -> asyncpg.Pool:
+    def _require_pool(self) -> BoundedPool:
+        """The pool for short queries, each bounded by the deadline of the call it serves."""
         if self._pool is None:
             raise RuntimeError("store is not open")
-        return self._pool
+        return BoundedPool(self._pool)
 
     # -- tenants and keys --------------------------------------------------
 
@@ -551,8 +555,8 @@ class PostgresStore(Store):
             await asyncio.sleep(self._maintenance_seconds)
             try:
                 await self.maintain()
-            except Exception:
-                log.exception("partition maintenance failed; retrying later")
+            except Exception as exc:
+                faults.log_failure(log, "partition maintenance failed; retrying later", exc)
 
     # -- retention -------------------------------------------------------------
 
@@ -635,7 +639,7 @@ class PostgresStore(Store):
         pool = self._stream_pool
         if pool is None:
             raise RuntimeError("store is not open")
-        conn = await pool.acquire()
+        conn = await pool.acquire(timeout=faults.call_budget())
         self.open_streams += 1
         transaction = conn.transaction(readonly=True)
         prefetch: asyncio.Future[Any] | None = None
@@ -671,8 +675,8 @@ class PostgresStore(Store):
             with contextlib.suppress(Exception):
                 await transaction.rollback()
             await pool.release(conn)
-        except Exception:
-            log.exception("could not return a stream's connection; closing it")
+        except Exception as exc:
+            faults.log_failure(log, "could not return a stream's connection; closing it", exc)
             conn.terminate()
         finally:
             self.open_streams -= 1

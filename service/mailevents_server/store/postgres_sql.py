@@ -26,17 +26,10 @@ from typing import Any
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
+from mailevents_server.query.operators import BY_VALUE, Match, Shape
 
 #: The ICU collation used for case folding when the server has it.
 DEFAULT_ICU = "und-x-icu"
-
-_CMP: dict[int, str] = {
-    spb.OPERATOR_EXACT: "=",
-    spb.OPERATOR_GT: ">",
-    spb.OPERATOR_GTE: ">=",
-    spb.OPERATOR_LT: "<",
-    spb.OPERATOR_LTE: "<=",
-}
 
 _ARRAY_TYPE = {
     Kind.TEXT: "text[]",
@@ -105,6 +98,10 @@ def where(query: Query, params: Params, *, keyset: bool = True, icu: str = DEFAU
         op = "<" if query.descending else ">"
         if query.by_id:
             parts.append(f"id {op} {params.add(query.after[1])}")
+        elif query.mixed:
+            ts, event_id = params.add(query.after[0]), params.add(query.after[1])
+            id_op = ">" if query.descending else "<"
+            parts.append(f"ts {op}= {ts} AND (ts {op} {ts} OR id {id_op} {event_id})")
         else:
             position = f"({params.add(query.after[0])}, {params.add(query.after[1])})"
             parts.append(f"(ts, id) {op} {position}")
@@ -117,6 +114,9 @@ def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
     if query.by_id:
         return f"ORDER BY id {direction}"
+    if query.mixed:
+        # An incremental sort over the (tenant_id, ts, id) index: runs of equal ts.
+        return f"ORDER BY ts {direction}, id {'ASC' if query.descending else 'DESC'}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 
@@ -125,10 +125,33 @@ def select(
 ) -> tuple[str, list[Any]]:
     params = Params()
     clause = where(query, params, icu=icu)
+    if query.skip and not query.mixed:
+        clause += f" AND {_past_skip(query, params, icu)}"
     sql = f"SELECT {columns} FROM events WHERE {clause} {order_by(query)}"
     if limit is not None:
         sql += f" LIMIT {params.add(limit)}"
+    if query.skip and query.mixed:
+        # No row comparison gives a mixed order's bound: a plain OFFSET.
+        sql += f" OFFSET {params.add(query.skip)}"
     return sql, params.values
+
+
+def _past_skip(query: Query, params: Params, icu: str) -> str:
+    """Only rows beyond the `skip`-th match: a keyset bound found by an inner OFFSET.
+
+    The inner read selects the key columns only, so PostgreSQL steps over the
+    skipped rows in the index that gives the order (index-only where the
+    visibility map allows) instead of fetching each skipped row's event. When
+    fewer rows match, the bound is NULL and no row passes it: an empty page.
+    """
+    clause = where(query, params, icu=icu)
+    op = "<" if query.descending else ">"
+    columns = "id" if query.by_id else "ts, id"
+    inner = (
+        f"SELECT {columns} FROM events WHERE {clause} {order_by(query)} "
+        f"OFFSET {params.add(query.skip - 1)} LIMIT 1"
+    )
+    return f"({columns}) {op} ({inner})"
 
 
 def predicate(pred: Predicate, params: Params, *, icu: str = DEFAULT_ICU) -> str:
@@ -151,34 +174,25 @@ def predicate(pred: Predicate, params: Params, *, icu: str = DEFAULT_ICU) -> str
         return "(" + " OR ".join(f"strpos({col}, {params.add(t)}) > 0" for t in tags) + ")"
     if kind is Kind.BOOL:
         values = [int(bool(v)) for v in values]
-    if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
+    spec = BY_VALUE[op]
+    if spec.shape is not Shape.TEXT:
         return _compare(col, op, values, _ARRAY_TYPE[kind], params)
     text = str(values[0])
-    insensitive = op in (
-        spb.OPERATOR_IEXACT,
-        spb.OPERATOR_ICONTAINS,
-        spb.OPERATOR_ISTARTS_WITH,
-        spb.OPERATOR_IENDS_WITH,
-    )
-    if not text and op not in (
-        spb.OPERATOR_IEXACT,
-        spb.OPERATOR_CONTAINS,
-        spb.OPERATOR_ICONTAINS,
-    ):
+    if not text and spec.empty_means_not_null:
         return f"{col} IS NOT NULL"
     mark = params.add(text)
-    if insensitive:
+    if spec.ignore_case:
         target = f'lower({col} COLLATE "{icu}")'
         needle = f'lower({mark}::text COLLATE "{icu}")'
     else:
         target, needle = col, f"{mark}::text"
-    if op == spb.OPERATOR_IEXACT:
+    if spec.match is Match.WHOLE:
         return f"{target} = {needle}"
-    if op in (spb.OPERATOR_CONTAINS, spb.OPERATOR_ICONTAINS):
+    if spec.match is Match.CONTAINS:
         return f"strpos({target}, {needle}) > 0"
-    if op in (spb.OPERATOR_STARTS_WITH, spb.OPERATOR_ISTARTS_WITH):
+    if spec.match is Match.PREFIX:
         return f"starts_with({target}, {needle})"
-    if op in (spb.OPERATOR_ENDS_WITH, spb.OPERATOR_IENDS_WITH):
+    if spec.match is Match.SUFFIX:
         return f"right({target}, length({needle})) = {needle}"
     raise AssertionError(f"operator {op} reached the PostgreSQL compiler unvalidated")
 
@@ -188,4 +202,4 @@ def _compare(expr: str, op: int, values: list[Any], array_type: str, params: Par
         if not values:
             return "false"
         return f"{expr} = ANY({params.add(values)}::{array_type})"
-    return f"{expr} {_CMP[op]} {params.add(values[0])}"
+    return f"{expr} {BY_VALUE[op].symbol} {params.add(values[0])}"

@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from mailevents.v1 import message_event_service_pb2 as spb
+from mailevents_server import faults
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.query import timeparts
 from mailevents_server.query.model import Query
@@ -160,8 +161,8 @@ class SQLiteStore(Store):
         """A new pooled reader in place of `old` (kept if no new one can be opened)."""
         try:
             new = await self._connect_reader()
-        except Exception:
-            log.exception("could not replace an interrupted reader connection")
+        except Exception as exc:
+            faults.log_failure(log, "could not replace an interrupted reader connection", exc)
             return old
         if old not in self._all_readers:  # the store closed meanwhile: keep nothing open
             await new.close()
@@ -230,7 +231,8 @@ class SQLiteStore(Store):
             )
             await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back itself
+                await conn.execute("ROLLBACK")
             raise
         return tenant_id
 
@@ -291,8 +293,8 @@ class SQLiteStore(Store):
         """
         try:
             await self._check_statistics()
-        except Exception:
-            log.exception("refreshing the query planner's statistics failed")
+        except Exception as exc:
+            faults.log_failure(log, "refreshing the query planner's statistics failed", exc)
             self._check_statistics_at = self._next_id + sqlite_writer.ANALYZE_FROM_ROWS
         finally:
             self._statistics_task = None
@@ -401,7 +403,7 @@ class SQLiteStore(Store):
         for tenant_id in tenants:
             while True:
                 if self._writer_task is None or self._writer_task.done():
-                    raise RuntimeError("store is closed")
+                    raise faults.StoreClosed("store is closed")
                 request = DeleteRequest(tenant_id, (), cutoff_us=cutoff_us)
                 await self._queue.put(request)
                 await asyncio.shield(request.done)

@@ -16,14 +16,7 @@ from typing import Any
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.query.fields import TAG_SEP, Kind
 from mailevents_server.query.model import Predicate, Query
-
-_CMP: dict[int, str] = {
-    spb.OPERATOR_EXACT: "=",
-    spb.OPERATOR_GT: ">",
-    spb.OPERATOR_GTE: ">=",
-    spb.OPERATOR_LT: "<",
-    spb.OPERATOR_LTE: "<=",
-}
+from mailevents_server.query.operators import BY_VALUE, Match, Shape
 
 
 def where(
@@ -70,6 +63,11 @@ def where(
         if query.by_id:
             parts.append("id < ?" if query.descending else "id > ?")
             params.append(query.after[1])
+        elif query.mixed:
+            # Written so that the timestamp bound is an index range.
+            ts_op, id_op = ("<", ">") if query.descending else (">", "<")
+            parts.append(f"ts {ts_op}= ? AND (ts {ts_op} ? OR id {id_op} ?)")
+            params.extend((query.after[0], query.after[0], query.after[1]))
         else:
             parts.append("(ts, id) < (?, ?)" if query.descending else "(ts, id) > (?, ?)")
             params.extend(query.after)
@@ -84,6 +82,9 @@ def order_by(query: Query) -> str:
     direction = "DESC" if query.descending else "ASC"
     if query.by_id:
         return f"ORDER BY id {direction}"
+    if query.mixed:
+        # The index gives the timestamps; only each run of equal ones is sorted.
+        return f"ORDER BY ts {direction}, id {'ASC' if query.descending else 'DESC'}"
     return f"ORDER BY ts {direction}, id {direction}"
 
 
@@ -93,11 +94,41 @@ def select(query: Query, limit: int | None = None) -> tuple[str, list[Any]]:
     if split is not None:
         return split
     clause, params = where(query)
+    offset = query.skip and query.mixed
+    if query.skip and not offset:
+        bound, args = _past_skip(query)
+        clause += f" AND {bound}"
+        params += args
     sql = f"SELECT ts, id, data FROM events WHERE {clause} {order_by(query)}"
-    if limit is not None:
+    if limit is not None or offset:
         sql += " LIMIT ?"
-        params.append(limit)
+        params.append(-1 if limit is None else limit)
+    if offset:
+        # No row value bounds a mixed order: a plain OFFSET over the index read.
+        sql += " OFFSET ?"
+        params.append(query.skip)
     return sql, params
+
+
+def _past_skip(query: Query) -> tuple[str, list[Any]]:
+    """Only rows beyond the `skip`-th match: a keyset bound found by an inner OFFSET.
+
+    The inner read selects key columns only, so it steps over the skipped
+    rows in a covering index and never reads an event (a plain OFFSET on the
+    page's own query costs about twice as much, measured on 1M events). When
+    fewer rows match, the bound is NULL and no row passes it: an empty page.
+    """
+    columns = "id" if query.by_id else "ts, id"
+    table = "events"
+    whole_tenant = query.by_id and not query.predicates and query.start_us is query.end_us is None
+    if whole_tenant:
+        # A tenant in id order (Tastypie's walk): the snapshot bound as a range
+        # of the (tenant_id) index, not a test of every skipped entry (3x faster).
+        table = "events INDEXED BY events_tenant"
+    clause, params = where(query, snapshot_range=whole_tenant)
+    inner = f"SELECT {columns} FROM {table} WHERE {clause} {order_by(query)} LIMIT 1 OFFSET ?"
+    op = "<" if query.descending else ">"
+    return f"({columns}) {op} ({inner})", [*params, query.skip - 1]
 
 
 #: Columns indexed as (tenant_id, column): an index entry ends with the rowid,
@@ -134,7 +165,7 @@ def _in_by_value(query: Query, limit: int | None) -> tuple[str, list[Any]] | Non
     and stops after `limit` ids; the ids are merged, cut to `limit`, and only
     those rows are fetched. Fast whether the values are rare or common.
     """
-    if limit is None or limit > _SPLIT_MAX_LIMIT or not query.by_id:
+    if limit is None or limit + query.skip > _SPLIT_MAX_LIMIT or not query.by_id:
         return None
     found = _splittable(query.predicates)
     if found is None:
@@ -149,9 +180,10 @@ def _in_by_value(query: Query, limit: int | None) -> tuple[str, list[Any]] | Non
         predicates = (*query.predicates[:position], one, *query.predicates[position + 1 :])
         clause, args = where(dataclasses.replace(query, predicates=predicates))
         branches.append(f"SELECT id FROM (SELECT id FROM events WHERE {clause} {order} LIMIT ?)")
-        params += [*args, limit]
-    ids = f"SELECT id FROM ({' UNION ALL '.join(branches)}) {order} LIMIT ?"
-    return f"SELECT ts, id, data FROM events WHERE id IN ({ids}) {order}", [*params, limit]
+        params += [*args, limit + query.skip]
+    ids = f"SELECT id FROM ({' UNION ALL '.join(branches)}) {order} LIMIT ? OFFSET ?"
+    sql = f"SELECT ts, id, data FROM events WHERE id IN ({ids}) {order}"
+    return sql, [*params, limit, query.skip]
 
 
 def select_after(query: Query, position: int, limit: int) -> tuple[str, list[Any]]:
@@ -187,24 +219,20 @@ def predicate(pred: Predicate) -> tuple[str, list[Any]]:
         return _any_of([f"instr({col}, ?) > 0"] * len(tags)), tags
     if kind is Kind.BOOL:
         values = [int(bool(v)) for v in values]
-    if op in (spb.OPERATOR_EXACT, spb.OPERATOR_IN) or op in _CMP:
+    spec = BY_VALUE[op]
+    if spec.shape is not Shape.TEXT:
         return _compare(col, op, values)
     text = str(values[0])
-    lower = f"mev_lower({col})"
-    if op == spb.OPERATOR_IEXACT:
-        return f"{lower} = ?", [text.lower()]
-    if op in (spb.OPERATOR_CONTAINS, spb.OPERATOR_ICONTAINS):
-        target, needle = (col, text) if op == spb.OPERATOR_CONTAINS else (lower, text.lower())
+    if not text and spec.empty_means_not_null:
+        return f"{col} IS NOT NULL", []
+    target, needle = (f"mev_lower({col})", text.lower()) if spec.ignore_case else (col, text)
+    if spec.match is Match.WHOLE:
+        return f"{target} = ?", [needle]
+    if spec.match is Match.CONTAINS:
         return f"instr({target}, ?) > 0", [needle]
-    if op in (spb.OPERATOR_STARTS_WITH, spb.OPERATOR_ISTARTS_WITH):
-        target, needle = (col, text) if op == spb.OPERATOR_STARTS_WITH else (lower, text.lower())
-        if not needle:
-            return f"{col} IS NOT NULL", []
+    if spec.match is Match.PREFIX:
         return f"substr({target}, 1, ?) = ?", [len(needle), needle]
-    if op in (spb.OPERATOR_ENDS_WITH, spb.OPERATOR_IENDS_WITH):
-        target, needle = (col, text) if op == spb.OPERATOR_ENDS_WITH else (lower, text.lower())
-        if not needle:
-            return f"{col} IS NOT NULL", []
+    if spec.match is Match.SUFFIX:
         return f"substr({target}, ?) = ?", [-len(needle), needle]
     raise AssertionError(f"operator {op} reached the SQLite compiler unvalidated")
 
@@ -227,4 +255,4 @@ def _compare(
             return "0", []
         marks = ", ".join("?" for _ in values)
         return f"{expr} IN ({marks})", head + values
-    return f"{expr} {_CMP[op]} ?", head + values
+    return f"{expr} {BY_VALUE[op].symbol} ?", head + values

@@ -120,7 +120,11 @@ def transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
         result = work()
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already: on SQLITE_FULL, IOERR or BUSY it
+        # can end the whole transaction itself, and a ROLLBACK then fails with
+        # "cannot rollback - no transaction is active", hiding the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return result
 
