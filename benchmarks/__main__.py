@@ -9,7 +9,9 @@ offset and cursor dialects vs their first pages), ingest (streaming RPC and
 webhook vs executemany), tail (live-tail latency, idle and loaded), metrics
 (throughput with /metrics off and on, alternating); `--store postgres` runs stream,
 postgres (the same events in a throwaway PostgreSQL beside SQLite) and fault
-(ingest through the client across a PostgreSQL crash, on a server of its own).
+(ingest through the client across a PostgreSQL crash, on a server of its own);
+`--store citus` runs citus (writes of 1 and of 4 tenants, with their lock
+waits, on a throwaway Citus cluster beside PostgreSQL).
 `--sections` picks others, e.g. BENCH_ARGS="--sections ingest,tail" or
 BENCH_ARGS="--sections fault" for the fault section alone.
 """
@@ -21,7 +23,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data, fault, ingest, ops, rest, stream, versus, walks
+from benchmarks import citus, data, fault, ingest, ops, rest, stream, versus, walks
 from benchmarks.process import MemorySampler, ServerProcess
 
 FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
@@ -30,8 +32,19 @@ FIVE_FIELDS = ["id", "type", "timestamp", "recipient", "campaign_id"]
 SECTIONS = {
     "sqlite": ["stream", "rest", "walks", "ingest", "tail", "metrics"],
     "postgres": ["stream", "postgres", "fault"],
+    "citus": ["citus"],
 }
-ALL_SECTIONS = ("stream", "rest", "walks", "ingest", "tail", "metrics", "postgres", "fault")
+ALL_SECTIONS = (
+    "stream",
+    "rest",
+    "walks",
+    "ingest",
+    "tail",
+    "metrics",
+    "postgres",
+    "fault",
+    "citus",
+)
 
 
 def main() -> None:
@@ -42,7 +55,8 @@ def main() -> None:
         choices=sorted(SECTIONS),
         default="sqlite",
         help="postgres: also start a throwaway PostgreSQL (scripts/postgres.sh), load the"
-        " same events and compare it with SQLite",
+        " same events and compare it with SQLite; citus: writes of several tenants on a"
+        " throwaway Citus cluster (scripts/citus.sh) beside PostgreSQL",
     )
     parser.add_argument(
         "--sections",
@@ -69,6 +83,9 @@ def main() -> None:
     if sections == ["fault"]:  # needs no demo database
         fault.bench_fault()
         return
+    if sections == ["citus"]:  # neither
+        citus.bench_citus(ingest.demo_events(args.ingest_events, seed=11))
+        return
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
@@ -93,6 +110,8 @@ def main() -> None:
         versus.bench_postgres(path, key, new_events)
     if "fault" in sections:
         fault.bench_fault()
+    if "citus" in sections:
+        citus.bench_citus(new_events or ingest.demo_events(args.ingest_events, seed=11))
 
 
 def bench_stream(path: Path, key: str, total: int, rounds: int = 3) -> dict[str, float]:

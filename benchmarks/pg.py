@@ -122,7 +122,9 @@ def floor(url: str, tenant_id: int) -> tuple[int, float]:
 async def _read_all(url: str, tenant_id: int) -> tuple[int, float]:
     conn = await asyncpg.connect(url, server_settings={"jit": "off"})
     try:
-        max_id = await conn.fetchval("SELECT last_id FROM mev_position")
+        max_id = await conn.fetchval(
+            "SELECT coalesce(max(last_id), 0) FROM tenant_positions WHERE tenant_id = $1", tenant_id
+        )
         started = time.perf_counter()
         n = 0
         async with conn.transaction(readonly=True):

@@ -14,12 +14,32 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.server import RunningServer, ServerConfig, start_server
+
+# Property-based tests: a small, derandomized budget by default, so the suite
+# is quick on two cores and cannot flake; MAILEVENTS_FUZZ_EXAMPLES=N asks for
+# N random examples per test instead (a longer hunt, run by hand).
+settings.register_profile(
+    "suite",
+    max_examples=20,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+settings.register_profile(
+    "hunt",
+    parent=settings.get_profile("suite"),
+    max_examples=int(os.environ.get("MAILEVENTS_FUZZ_EXAMPLES") or 0) or 20,
+    derandomize=False,
+)
+settings.load_profile("hunt" if os.environ.get("MAILEVENTS_FUZZ_EXAMPLES") else "suite")
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -83,13 +103,14 @@ async def make_server(database: str) -> Server:
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server on SQLite; on a fresh PostgreSQL database instead when
-    MAILEVENTS_TEST_STORE=postgres (the whole suite against PostgreSQL)."""
+    """A server on SQLite; on a fresh PostgreSQL database (or Citus schema) instead
+    when MAILEVENTS_TEST_STORE=postgres (or citus): the whole suite against it."""
     async with contextlib.AsyncExitStack() as stack:
-        if os.environ.get("MAILEVENTS_TEST_STORE") == "postgres":
+        backend = os.environ.get("MAILEVENTS_TEST_STORE", "sqlite")
+        if backend in ("postgres", "citus"):
             from pgtest import fresh_database
 
-            database = await stack.enter_async_context(fresh_database())
+            database = await stack.enter_async_context(fresh_database(backend))
         else:
             database = str(tmp_path / "events.db")
         srv = await make_server(database)

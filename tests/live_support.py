@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from conftest import Server, make_server
 from google.protobuf.duration_pb2 import Duration
-from pgtest import fresh_database, requires_postgres
+from pgtest import SERVER_BACKENDS, fresh_database
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -34,7 +33,7 @@ MAILEVENTS = Path(sys.executable).with_name("mailevents")
 
 #: The stores live-stream tests run against: the ids-in-commit-order contract
 #: is the store's, so it is checked on every backend.
-BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
+BACKENDS = ["sqlite", *SERVER_BACKENDS]
 
 
 @asynccontextmanager
@@ -48,7 +47,7 @@ async def backend_server(backend: str, directory: Path) -> AsyncIterator[Server]
             await srv.channel.close()
             await srv.running.stop(grace=0)
         return
-    async with fresh_database() as url:
+    async with fresh_database(backend) as url:
         srv = await make_server(url)
         try:
             yield srv
@@ -130,6 +129,8 @@ class ServeProcess:
     database: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    #: The REST shim and webhooks' port; 0 runs gRPC alone.
+    http_port: int = 0
 
     @property
     def address(self) -> str:
@@ -150,7 +151,7 @@ class ServeProcess:
                     "--grpc-address",
                     self.address,
                     "--http-address",
-                    "",
+                    f"127.0.0.1:{self.http_port}" if self.http_port else "",
                     "--metrics-address",
                     "",
                     "--log-level",

@@ -85,8 +85,11 @@ async def test_filters_read_mask_and_tenancy(live_server: Server) -> None:
     assert ids_of(received) == ["b1", "s1"]
     b1 = received[0].events[0]
     assert b1.recipient == "a@x.org" and not b1.HasField("campaign_id")
-    # Events that do not match still move the watermark on.
-    assert received[-1].watermark.position == 4
+    # The watermark reaches the tenant's last commit; another tenant's commit
+    # moves it on where commit order is shared (SQLite), not where it is per
+    # tenant (PostgreSQL, Citus).
+    last = received[-1]
+    assert last.watermark.position >= last.events[-1].id
     call.cancel()
 
 

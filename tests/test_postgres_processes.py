@@ -1,107 +1,33 @@
-"""Two `mailevents serve` processes against one PostgreSQL, as two replicas
-behind a load balancer: what one ingests, the other's live tail delivers,
-exactly once and in commit order; paging gives the same pages from both, and
-a page token from one continues on the other; producers on both stay
-idempotent.
+"""Two `mailevents serve` processes against one PostgreSQL (and one Citus
+coordinator), as two replicas behind a load balancer: what one ingests, the
+other's live tail delivers, exactly once and in commit order; paging gives the
+same pages from both, and a page token from one continues on the other;
+producers on both stay idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from factories import event, event_ids, list_all, query
-from pgtest import fresh_database, requires_postgres
+from pgtest import SERVER_BACKENDS, fresh_database
+from replica_support import Replica, start_replica, stop_replica
 
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server.auth import hash_key, new_key
 from mailevents_server.store.postgres import PostgresStore
 
-pytestmark = requires_postgres
-
-MAILEVENTS = str(Path(sys.executable).parent / "mailevents")
+pytestmark = pytest.mark.postgres
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def log_text(path: Path) -> str:
-    return path.read_text(errors="replace")
-
-
-@dataclass
-class Replica:
-    process: asyncio.subprocess.Process
-    channel: grpc.aio.Channel
-    stub: sgrpc.MessageEventServiceStub
-    key: str
-
-    def metadata(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {key or self.key}"),)
-
-    async def ingest(self, events: list[object]) -> spb.IngestMessageEventsResponse:
-        return await self.stub.IngestMessageEvents(  # type: ignore[no-any-return]
-            spb.IngestMessageEventsRequest(events=events), metadata=self.metadata(), timeout=30
-        )
-
-
-async def start_replica(url: str, key: str, log: Path) -> Replica:
-    port = free_port()
-    with open(log, "wb") as out:  # noqa: ASYNC230 - a local file, once
-        process = await asyncio.create_subprocess_exec(
-            *(MAILEVENTS, "serve", "--database", url, "--grpc-address", f"127.0.0.1:{port}"),
-            env={
-                **os.environ,
-                "MAILEVENTS_HTTP_ADDRESS": "",
-                "MAILEVENTS_METRICS_ADDRESS": "",
-                "MAILEVENTS_LOG_LEVEL": "warning",
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = sgrpc.MessageEventServiceStub(channel)
-    replica = Replica(process, channel, stub, key)
-    for _ in range(300):
-        if process.returncode is not None:
-            raise AssertionError(f"serve exited: {log_text(log)}")
-        try:
-            await stub.CountMessageEvents(
-                spb.CountMessageEventsRequest(), metadata=replica.metadata(), timeout=1
-            )
-            return replica
-        except grpc.aio.AioRpcError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"serve did not answer: {log_text(log)}")
-
-
-async def stop_replica(replica: Replica) -> None:
-    await replica.channel.close()
-    replica.process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(replica.process.wait(), 15)
-    except TimeoutError:
-        replica.process.kill()
-        await replica.process.wait()
-    assert replica.process.returncode == 0
-
-
-@pytest.fixture
-async def replicas(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica]]:
-    async with fresh_database() as url:
+@pytest.fixture(params=SERVER_BACKENDS)
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    async with fresh_database(request.param) as url:
         store = PostgresStore(url)  # migrate and make the key before the replicas start
         await store.open()
         key = new_key()

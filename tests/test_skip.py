@@ -17,12 +17,12 @@ import pytest
 from conftest import Server, make_server
 from factories import cond, event, event_ids, query, rich_status, search_all
 from google.rpc import error_details_pb2
-from pgtest import fresh_database, requires_postgres
+from pgtest import SERVER_BACKENDS, fresh_database
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
+BACKENDS = ["sqlite", *SERVER_BACKENDS]
 ORDERS = [
     spb.ORDER_TIMESTAMP_DESC,
     spb.ORDER_TIMESTAMP_ASC,
@@ -43,7 +43,7 @@ async def srv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S
             await server.channel.close()
             await server.running.stop(grace=0)
         return
-    async with fresh_database() as url:
+    async with fresh_database(request.param) as url:
         server = await make_server(url)
         try:
             yield server

@@ -15,11 +15,11 @@ async def test_a_cancelled_read_leaves_the_pooled_connection_usable(tmp_path: Pa
     await store.open()
     try:
         for _ in range(50):
-            task = asyncio.create_task(store.last_id())
+            task = asyncio.create_task(store.last_id(1))
             await asyncio.sleep(0)  # inside its query
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            assert await store.last_id() == 0  # not sqlite3.OperationalError: interrupted
+            assert await store.last_id(1) == 0  # not sqlite3.OperationalError: interrupted
     finally:
         await store.close()

@@ -1,7 +1,8 @@
 """The store contract: the same assertions against every backend.
 
-Each test runs once on SQLite and once on PostgreSQL (a fresh database per
-test; skipped with a reason when MAILEVENTS_TEST_POSTGRES_URL is unset),
+Each test runs on SQLite, on PostgreSQL and on Citus (a fresh database, or
+schema, per test; skipped with a reason when MAILEVENTS_TEST_POSTGRES_URL or
+MAILEVENTS_TEST_CITUS_URL is unset),
 through a real gRPC server where the behaviour under test is the service's,
 and on the store directly where it is the store's own (retention, concurrent
 producers on separate stores). The last test feeds the same events to both
@@ -22,7 +23,7 @@ import grpc
 import pytest
 from conftest import Server, make_server
 from factories import cond, event, event_ids, list_all, query, search_all
-from pgtest import fresh_database, requires_postgres
+from pgtest import SERVER_BACKENDS, fresh_database
 
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -33,7 +34,7 @@ from mailevents_server.server import ServerConfig, start_server
 from mailevents_server.store import open_store
 from mailevents_server.store.base import Outcome, Store
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=requires_postgres)]
+BACKENDS = ["sqlite", *SERVER_BACKENDS]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -42,7 +43,7 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param == "sqlite":
         yield str(tmp_path / "events.db")
         return
-    async with fresh_database() as url:
+    async with fresh_database(request.param) as url:
         yield url
 
 

@@ -9,6 +9,7 @@ both rules live in one place.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hashlib
@@ -29,6 +30,8 @@ from mailevents_server.errors import (
     store_refusal,
     to_rpc_status,
 )
+from mailevents_server.keytext import usable_key
+from mailevents_server.malformed import MalformedRequest
 from mailevents_server.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,8 @@ class KeyResolver:
     async def tenant_for_key(self, key: str) -> int:
         """The tenant a key belongs to, for callers in this process that have the key
         itself (the webhook receivers of `serve`)."""
+        if not usable_key(key):
+            raise Unauthenticated("invalid API key", "API_KEY_INVALID")
         digest = hash_key(key)
         cached = self._cache.get(digest)
         now = time.monotonic()
@@ -124,7 +129,7 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with guard(context):
-                    return await inner_uu(request, context)
+                    return await inner_uu(_parsed(request), context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -134,16 +139,22 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with guard(context):
-                    return await inner_su(requests, context)
+                    return await inner_su(_each_parsed(requests), context)
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary, handler.request_deserializer, handler.response_serializer
             )
         streaming = handler.unary_stream or handler.stream_stream
+        many = handler.stream_stream is not None
 
         async def streamed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with guard(context):
+                request = _each_parsed(request) if many else _parsed(request)
                 async for item in streaming(request, context):
+                    if _expired(context):
+                        # Writing now would fail in gRPC's core and be logged
+                        # as an error; the client has gone, so end quietly.
+                        raise asyncio.CancelledError
                     yield item
 
         make = (
@@ -152,6 +163,24 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             else grpc.stream_stream_rpc_method_handler
         )
         return make(streamed, handler.request_deserializer, handler.response_serializer)
+
+
+def _parsed(request: Any) -> Any:
+    """The request, or InvalidArgument when its bytes did not parse (see `malformed`)."""
+    if isinstance(request, MalformedRequest):
+        raise request.error()
+    return request
+
+
+async def _each_parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _parsed(request)
+
+
+def _expired(context: grpc.aio.ServicerContext) -> bool:
+    """Whether the call's deadline has passed (the client stops listening then)."""
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 class _Guard:

@@ -8,10 +8,11 @@ and write.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from mailevents.event_types import CATEGORY_BY_TYPE, parse_type, type_name
 from mailevents.v1 import message_event_pb2 as pb
@@ -176,8 +177,10 @@ def _problem(cols: list[Any], bad_json: str) -> str:
 
 
 def _is_json_object(text: str) -> bool:
+    # orjson, not json: it refuses nesting past 1,024 levels instead of
+    # recursing into a RecursionError, and NaN/Infinity, which are not JSON.
     try:
-        return isinstance(json.loads(text), dict)
+        return isinstance(orjson.loads(text), dict)
     except ValueError:
         return False
 

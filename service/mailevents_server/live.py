@@ -1,11 +1,12 @@
 """Live streams: following the store's commit order (WatchMessageEvents, search with follow).
 
-The position of a live stream is an event id. Ids are assigned in commit
-order and no event is ever committed below the highest committed id (the
-store's `Watermark`), so "every matching event with an id in (p, P]" is a
-complete, final answer once P has been committed: a stream that remembers p
-misses nothing and repeats nothing, across reconnects and server restarts,
-although events arrive far out of timestamp order. Timestamps would not do:
+The position of a live stream is an event id. A tenant's ids are assigned
+in its commit order and no event of it is ever committed below its highest
+committed id (the store's `Watermark`, per tenant), so "every matching event
+with an id in (p, P]" is a complete, final answer once P has been
+committed: a stream that remembers p misses nothing and repeats nothing,
+across reconnects and server restarts, although events arrive far out of
+timestamp order. Timestamps would not do:
 a late event with an old timestamp lands behind any time-based cursor.
 
 `follow` is the loop: read the watermark, read the matching rows above the
@@ -88,7 +89,7 @@ async def check_position(store: Store, tenant_id: int, position: int, field: str
     """Refuse a resume position that cannot deliver every event committed after it:
     one the store has not reached (it cannot come from this store), or one
     retention has since removed events after (they would be skipped silently)."""
-    if position > (await store.watermark()).position:
+    if position > (await store.watermark(tenant_id)).position:
         raise ServiceError(
             f"{field}: the token is ahead of this store's commits; was the database "
             "restored from a backup? Start a new stream without a token",
@@ -167,7 +168,7 @@ async def _follow(
             raise shutdown.error()
         # Shielded: a stream cancelled mid-query (its client went away) lets the
         # short query finish, rather than interrupting a pooled connection.
-        mark = await asyncio.shield(store.watermark())
+        mark = await asyncio.shield(store.watermark(live.tenant_id))
         rows: list[Row] = []
         if mark.position > position:
             bounded = dataclasses.replace(live, max_id=mark.position)
@@ -190,16 +191,18 @@ async def _follow(
             yield LiveBatch(rows, position, mark.time_us)
             last_sent = time.monotonic()
             continue
-        await _wait(store, position, min(heartbeat - idle, POLL_SECONDS), shutdown)
+        await _wait(store, live.tenant_id, position, min(heartbeat - idle, POLL_SECONDS), shutdown)
 
 
-async def _wait(store: Store, position: int, max_wait: float, shutdown: Shutdown | None) -> None:
-    """Until a commit beyond `position`, `max_wait` seconds, or the shutdown, if sooner."""
+async def _wait(
+    store: Store, tenant_id: int, position: int, max_wait: float, shutdown: Shutdown | None
+) -> None:
+    """Until the tenant's commit beyond `position`, `max_wait` seconds, or the shutdown."""
     if shutdown is None:
-        await store.wait_for_commit(position, max_wait)
+        await store.wait_for_commit(tenant_id, position, max_wait)
         return
     waits = {
-        asyncio.ensure_future(store.wait_for_commit(position, max_wait)),
+        asyncio.ensure_future(store.wait_for_commit(tenant_id, position, max_wait)),
         asyncio.ensure_future(shutdown.event.wait()),
     }
     try:

@@ -26,6 +26,7 @@ from mailevents_server import ack_wire, live, tracing, wire
 from mailevents_server import ingest_pipeline as pipeline
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
+from mailevents_server.malformed import lenient
 from mailevents_server.metrics import Metrics
 from mailevents_server.prepare_pool import prepare_batch
 from mailevents_server.projection import Projection, invalid_paths
@@ -47,6 +48,11 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_INGEST = 10_000
 DEFAULT_BUCKETS = 1000
+#: Repeated fields that multiply work are capped: each group_by entry is a scan
+#: (and the distinct ones are fewer than this), each read_mask path a field of
+#: the message type built for the mask.
+MAX_GROUP_BY = 16
+MAX_MASK_PATHS = 200
 MAX_BUCKETS = 100_000
 #: Keep each streamed message well under gRPC's default 4 MiB receive limit.
 MAX_MESSAGE_BYTES = 3 * 1024 * 1024
@@ -109,7 +115,7 @@ class MessageEventServicer:
         snapshot_us = 0
         live_from: int | None = None
         if not request.resume_token:
-            mark = await self._store.watermark()
+            mark = await self._store.watermark(tenant)
             query = dataclasses.replace(query, max_id=mark.position)
             snapshot_us = mark.time_us
         elif request.follow:
@@ -223,7 +229,7 @@ class MessageEventServicer:
             await live.check_position(self._store, tenant, start.position, "resume_token")
             position = start.position
         else:
-            position = (await self._store.watermark()).position
+            position = (await self._store.watermark(tenant)).position
         tail = self._live_tail(
             _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=3),
             position,
@@ -369,9 +375,12 @@ class MessageEventServicer:
         self, request: spb.CountMessageEventsRequest, context: grpc.aio.ServicerContext
     ) -> spb.CountMessageEventsResponse:
         violations: list[Violation] = []
-        for i, group in enumerate(request.group_by):
-            if group == spb.GROUP_BY_UNSPECIFIED or group not in spb.GroupBy.values():
-                violations.append(Violation(f"group_by[{i}]", f"unknown group_by {group}"))
+        if len(request.group_by) > MAX_GROUP_BY:
+            violations.append(Violation("group_by", f"at most {MAX_GROUP_BY} entries"))
+        else:
+            for i, group in enumerate(request.group_by):
+                if group == spb.GROUP_BY_UNSPECIFIED or group not in spb.GroupBy.values():
+                    violations.append(Violation(f"group_by[{i}]", f"unknown group_by {group}"))
         time_zone = request.time_zone or "UTC"
         if not valid_time_zone(time_zone):
             violations.append(Violation("time_zone", f"unknown time zone {request.time_zone!r}"))
@@ -381,10 +390,14 @@ class MessageEventServicer:
         query = compile_query(request.query, current_tenant(), extra=violations)
         with tracing.span("store.count"):
             total = await self._walks.total(
-                query, fingerprint(request.query), self._store.last_id, self._store.count
+                query,
+                fingerprint(request.query),
+                lambda: self._store.last_id(query.tenant_id),
+                self._store.count,
             )
         response = spb.CountMessageEventsResponse(total=total)
-        for group in request.group_by:
+        # Each grouping is a scan: one per distinct entry, however often it is repeated.
+        for group in dict.fromkeys(request.group_by):
             with tracing.span("store.group_counts"):
                 buckets = await self._store.group_counts(query, group, time_zone, max_buckets)
             response.groups.add(
@@ -463,7 +476,7 @@ class MessageEventServicer:
         if token:
             cursor = self._codec.decode(token, field, query.tenant_id, fp)
             return dataclasses.replace(query, after=(cursor.ts_us, cursor.id), max_id=cursor.max_id)
-        return dataclasses.replace(query, max_id=await self._store.last_id())
+        return dataclasses.replace(query, max_id=await self._store.last_id(query.tenant_id))
 
 
 @dataclass(frozen=True)
@@ -488,6 +501,9 @@ def _bounded(value: int, field: str, default: int, maximum: int, out: list[Viola
 
 def _read_mask(mask: field_mask_pb2.FieldMask, out: list[Violation]) -> Projection | None:
     if not mask.paths:
+        return None
+    if len(mask.paths) > MAX_MASK_PATHS:
+        out.append(Violation("read_mask", f"at most {MAX_MASK_PATHS} paths"))
         return None
     bad = invalid_paths(mask)
     if bad:
@@ -539,7 +555,7 @@ def handlers(servicer: MessageEventServicer) -> grpc.GenericRpcHandler:
     for method in SERVICE.methods:
         behaviour = getattr(servicer, method.name)
         request_class = message_factory.GetMessageClass(method.input_type)
-        deserialize = request_class.FromString
+        deserialize = lenient(request_class)
         if method.client_streaming and method.server_streaming:
             make = grpc.stream_stream_rpc_method_handler
         elif method.client_streaming:

@@ -28,7 +28,6 @@ some 250 events (256 KiB) are converted in a worker process instead (see
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from mailevents_server import faults
 from mailevents_server.auth import KeyResolver
 from mailevents_server.errors import Unauthenticated
 from mailevents_server.prepare_pool import from_blob, to_blob
+from mailevents_server.requestbody import BadBody, parse_json
 from mailevents_server.store.base import Outcome, Store
 from mailevents_server.workers import Workers
 
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: Events per IngestMessageEvents call (the RPC's limit), and per store write.
 MAX_CALL_EVENTS = 10_000
+#: Events in one webhook body at most: providers send hundreds to a few thousand,
+#: and a body of millions of tiny items would hold a worker for many seconds.
+MAX_BATCH_EVENTS = 100_000
 #: How long storing one batch may take before the provider is told to retry.
 CALL_TIMEOUT_SECONDS = 60.0
 #: Bodies larger than this (some 250 events) are converted in a worker process;
@@ -227,11 +230,13 @@ def _events(body: bytes, convert: Converter) -> tuple[Converted, list[pb.Message
     Never raises for bad input: a worker process runs it.
     """
     try:
-        items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        items = parse_json(body)
+    except BadBody as exc:
         return Converted(error=f"the body is not JSON: {exc}"), []
     if not isinstance(items, list):
         return Converted(error="the body must be a JSON array of events"), []
+    if len(items) > MAX_BATCH_EVENTS:
+        return Converted(error=f"a webhook batch holds at most {MAX_BATCH_EVENTS} events"), []
     batch = Converted(items=len(items))
     events: list[pb.MessageEvent] = []
     for index, item in enumerate(items):
@@ -242,6 +247,9 @@ def _events(body: bytes, convert: Converter) -> tuple[Converted, list[pb.Message
             event = convert(item)
         except ValueError as exc:
             batch.rejects.append((index, str(exc)))
+            continue
+        except RecursionError:  # JSON nested too deep to keep (parsing allows 1,024 levels)
+            batch.rejects.append((index, "the event is nested too deeply"))
             continue
         events.append(event)
         batch.positions.append(index)

@@ -42,6 +42,8 @@ from aiohttp import web
 from mailevents.sparkpost import event_from_sparkpost
 from mailevents.v1 import message_event_pb2 as pb
 from mailevents_server.auth import KeyResolver
+from mailevents_server.keytext import usable_key
+from mailevents_server.requestbody import BadBody, TooLarge, read_body
 from mailevents_server.rest.observe import METRICS_KEY
 from mailevents_server.sendgrid import event_from_sendgrid
 from mailevents_server.store.base import Store
@@ -112,9 +114,17 @@ async def _receive(request: web.Request, convert: Converter) -> web.Response:
         if metrics is not None:
             metrics.auth_refusals.labels("API_KEY_MISSING").inc()
         return _unauthorized("send the API key as Basic auth, a Bearer token or " + _TOKEN_HEADER)
-    body = await _body(request, receiver.max_body_bytes)
-    if body is None:
+    if not usable_key(key):
+        # Not a key we could have issued: a 401, never a 5xx that is retried forever.
+        if metrics is not None:
+            metrics.auth_refusals.labels("API_KEY_INVALID").inc()
+        return _unauthorized("invalid API key")
+    try:
+        body = await read_body(request, receiver.max_body_bytes)
+    except TooLarge:
         return _error(413, f"a webhook batch is at most {receiver.max_body_bytes} bytes")
+    except BadBody as bad:
+        return _error(400, str(bad))
     try:
         done = await receiver.sink.store(key, body, convert)
     except Refused as refused:
@@ -159,20 +169,6 @@ def api_key(request: web.Request) -> str | None:
         key = value
     key = key.strip() or request.headers.get(_TOKEN_HEADER, "").strip()
     return key or None
-
-
-async def _body(request: web.Request, limit: int) -> bytes | None:
-    """The (already decompressed) body, or None when it is larger than `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks = []
-    size = 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _refused(refused: Refused) -> web.Response:

@@ -273,6 +273,12 @@ async def test_random_queries_answer_as_stock_tastypie(
             ours = await _get(session, f"{shim.base}{LIST}?{query}")
             theirs = await _get(session, f"{reference}{LIST}?{query}")
             shown = f"?{query}\nours:   {str(ours)[:600]}\ntheirs: {str(theirs)[:600]}"
+            if theirs[0] == 500:
+                # What crashes stock Tastypie is a 400 in its error JSON here
+                # (docs/dialects.md): bad input never gets a 5xx.
+                assert ours[0] == 400 and set(ours[1]) == {"error"}, shown
+                checked[500] += 1
+                continue
             assert ours[0] == theirs[0], shown
             checked[ours[0]] = checked.get(ours[0], 0) + 1
             if ours[0] != 200:

@@ -29,6 +29,13 @@ _MICROSECOND = timedelta(microseconds=1)
 _INT_RE = re.compile(r"[+-]?\d{1,19}\Z")
 _MAX_VALUES = 10_000
 _MAX_CONDITIONS = 100
+#: A value longer than any stored field is useless, and a pattern that long
+#: makes every LIKE comparison slow.
+MAX_VALUE_CHARS = 4096
+#: One per date part and one to spare: enough for any dialect's filters.
+MAX_DATE_PART_CONDITIONS = 8
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 # Timestamps we can represent as int64 microseconds and format as RFC 3339.
 _MIN_SECONDS = -62135596800  # 0001-01-01
 _MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59
@@ -41,7 +48,7 @@ def operator_name(operator: int) -> str:
 
 def valid_time_zone(name: str) -> bool:
     """Whether `name` is an IANA time zone we can use (tzdata ships them all)."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
+    if not name or len(name) > 255 or name.startswith(("/", ".")) or ".." in name:
         return False
     try:
         ZoneInfo(name)
@@ -81,8 +88,17 @@ def compile_query(
     # Bounds that keep every query compilable (SQLite: expression depth 1000,
     # 250,000 parameters); past them the request is refused, not failed.
     total_values = sum(len(c.values) for c in request.conditions)
+    date_parts = sum(1 for c in request.conditions if c.date_part != spb.DATE_PART_UNSPECIFIED)
     if len(request.conditions) > _MAX_CONDITIONS:
         violations.append(Violation(f"{path}.conditions", f"at most {_MAX_CONDITIONS} conditions"))
+    elif date_parts > MAX_DATE_PART_CONDITIONS:
+        # Each converts every candidate row's time in a time zone: the costly kind.
+        violations.append(
+            Violation(
+                f"{path}.conditions",
+                f"at most {MAX_DATE_PART_CONDITIONS} conditions with a date_part",
+            )
+        )
     elif total_values > _MAX_VALUES:
         violations.append(
             Violation(f"{path}.conditions", f"at most {_MAX_VALUES} values in all conditions")
@@ -147,13 +163,19 @@ def _condition(cond: spb.Condition, path: str, out: list[Violation]) -> Predicat
         out.append(Violation(f"{path}.operator", f"unknown operator {op}"))
     if len(cond.values) > _MAX_VALUES:
         out.append(Violation(f"{path}.values", f"at most {_MAX_VALUES} values"))
+    for j, v in enumerate(cond.values):
+        if len(v) > MAX_VALUE_CHARS:
+            out.append(
+                Violation(f"{path}.values[{j}]", f"at most {MAX_VALUE_CHARS} characters per value")
+            )
+            break
     if len(out) > before or field is None:
         return None
 
     if cond.date_part != spb.DATE_PART_UNSPECIFIED:
         if not _date_part_condition(cond, field.name, field.kind, path, out):
             return None
-        parts = tuple(int(v) for v in cond.values)
+        parts = tuple(dict.fromkeys(int(v) for v in cond.values))
         return Predicate(field, op, parts, cond.date_part, cond.time_zone or "UTC")
     if cond.time_zone:
         out.append(Violation(f"{path}.time_zone", "only used together with date_part"))
@@ -207,10 +229,19 @@ def _date_part_condition(
     if not _count_ok(cond.operator, len(cond.values), path, out):
         return False
     for j, v in enumerate(cond.values):
-        if not _INT_RE.match(v.strip()):
-            out.append(Violation(f"{path}.values[{j}]", f"{v!r} is not an integer"))
+        if _int64(v) is None:
+            out.append(Violation(f"{path}.values[{j}]", _expected(Kind.INT, v)))
             ok = False
     return ok
+
+
+def _int64(raw: str) -> int | None:
+    """The integer `raw` spells, when it fits a signed 64-bit column; else None."""
+    text = raw.strip()
+    if not _INT_RE.match(text):
+        return None
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def _values(
@@ -234,7 +265,8 @@ def _values(
             ok = False
         else:
             parsed.append(value)
-    return tuple(parsed) if ok else None
+    # IN with the same value twice means it once; the store need not see it twice.
+    return tuple(dict.fromkeys(parsed)) if ok else None
 
 
 def _parse(kind: Kind, raw: str) -> Value | None:
@@ -242,10 +274,7 @@ def _parse(kind: Kind, raw: str) -> Value | None:
         return raw
     text = raw.strip()
     if kind is Kind.INT:
-        if not _INT_RE.match(text):
-            return None
-        value = int(text)
-        return value if -(2**63) <= value < 2**63 else None
+        return _int64(text)
     if kind is Kind.BOOL:
         lowered = text.lower()
         return {"true": True, "1": True, "false": False, "0": False}.get(lowered)
@@ -258,8 +287,13 @@ def _parse(kind: Kind, raw: str) -> Value | None:
 
 def _expected(kind: Kind, raw: str) -> str:
     return {
-        Kind.INT: f"{raw!r} is not an integer",
-        Kind.BOOL: f"{raw!r} is not a boolean (true or false)",
-        Kind.TIMESTAMP: f"{raw!r} is not an RFC 3339 timestamp with a time zone offset",
-        Kind.ENUM: f"{raw!r} is not a known event type",
-    }.get(kind, f"invalid value {raw!r}")
+        Kind.INT: f"{_clip(raw)!r} is not an integer from {INT64_MIN} to {INT64_MAX}",
+        Kind.BOOL: f"{_clip(raw)!r} is not a boolean (true or false)",
+        Kind.TIMESTAMP: f"{_clip(raw)!r} is not an RFC 3339 timestamp with a time zone offset",
+        Kind.ENUM: f"{_clip(raw)!r} is not a known event type",
+    }.get(kind, f"invalid value {_clip(raw)!r}")
+
+
+def _clip(raw: str) -> str:
+    """A value as echoed in a message: long ones cut, so a message stays readable."""
+    return raw if len(raw) <= 40 else raw[:40] + "…"

@@ -22,6 +22,7 @@ from mailevents_server.workers import Workers, owned_by
 from . import copernica, interaction, openapi, probes, sparkpost, tastypie
 from .jsonbody import json_response
 from .observe import DIALECTS_KEY, METRICS_KEY, name_routes, observe
+from .refusals import RefusalLogger
 from .service import SERVICE_KEY, Service
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ async def start_rest(
         add_webhook_routes(app, channel, workers=app[SERVICE_KEY].workers, local=local)
         for resource in app.router.resources():
             app[DIALECTS_KEY].setdefault(resource.canonical, "webhook")
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=RefusalLogger())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

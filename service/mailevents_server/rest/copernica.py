@@ -12,6 +12,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf import field_mask_pb2
 
@@ -181,6 +182,9 @@ async def message_events(request: web.Request) -> web.StreamResponse:
         if failure.retry_after is not None:
             unavailable = json_response({"error": {"message": "Service unavailable"}})
             return retry_later(unavailable, failure)
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+            # A value the service refuses (a message id longer than any stored one).
+            return error(f"Invalid request: {failure.message}")
         return json_response({"error": {"message": "Internal error"}}, status=500)
 
 

@@ -9,17 +9,18 @@ callers authenticate: we take the API key as `Authorization: Bearer <key>` (or
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
+from mailevents_server.requestbody import BadBody, TooLarge, parse_json, read_body
 
 from . import timeutil
 from .jsonbody import json_response
@@ -28,6 +29,11 @@ from .service import SERVICE_KEY, Caller, ServiceError, condition, retry_later
 PATH = "/api/3.0/messages/interaction-data/{messageId}"
 BODY_FIELDS = ("interactionType", "fromDate", "toDate", "pageNumber", "order")
 PAGE_SIZE = 100
+MAX_MESSAGE_ID = 2**63 - 1
+#: Pages past this would start beyond any number of events a store can hold.
+MAX_PAGE_NUMBER = 10**12
+#: The body is five small fields; anything much larger is not a report request.
+MAX_BODY_BYTES = 64 * 1024
 
 #: interactionType -> the event type names it covers.
 INTERACTION_TYPES: dict[str, tuple[str, ...]] = {
@@ -100,6 +106,8 @@ def _page(body: dict[str, Any]) -> int:
         raise Invalid("pageNumber is not numeric")
     if number != int(number) or number < 1:
         raise Invalid("pageNumber must be a whole number of 1 or more")
+    if number > MAX_PAGE_NUMBER:
+        raise Invalid(f"pageNumber must be at most {MAX_PAGE_NUMBER}")
     return int(number)
 
 
@@ -134,8 +142,9 @@ def query_for(message_id: int, report: Report) -> pb.EventQuery:
         order=pb.ORDER_TIMESTAMP_DESC if report.descending else pb.ORDER_TIMESTAMP_ASC,
     )
     query.start_time.CopyFrom(timeutil.to_timestamp(timeutil.day_start(report.from_date)))
-    end = timeutil.day_start(report.to_date + timedelta(days=1))
-    query.end_time.CopyFrom(timeutil.to_timestamp(end))
+    if report.to_date < date.max:  # 9999-12-31, "until ever", has no day after it
+        end = timeutil.day_start(report.to_date + timedelta(days=1))
+        query.end_time.CopyFrom(timeutil.to_timestamp(end))
     return query
 
 
@@ -162,8 +171,10 @@ async def interaction_data(request: web.Request) -> web.Response:
     try:
         message_id = _message_id(request.match_info["messageId"])
         try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+            body = parse_json(await read_body(request, MAX_BODY_BYTES))
+        except TooLarge as bad:
+            raise Invalid(f"request body is too large: {bad}") from None
+        except BadBody:
             raise Invalid("request body is not valid JSON") from None
         report = parse(body)
     except Invalid as bad:
@@ -175,12 +186,18 @@ async def interaction_data(request: web.Request) -> web.Response:
             return error(401, "Unauthorized")
         if failure.retry_after is not None:
             return retry_later(error(503, "Service unavailable"), failure)
+        if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+            return error(400, failure.message)
         return error(500, "Internal error")
 
 
 def _message_id(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise Invalid("messageId is not numeric")
+    # Ids are 64-bit: the length check comes first, as int() of thousands of
+    # digits is refused (and slow).
+    if len(text.lstrip("0")) > 19 or int(text) > MAX_MESSAGE_ID:
+        raise Invalid(f"messageId must be at most {MAX_MESSAGE_ID}")
     return int(text)
 
 

@@ -24,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2
 from mailevents.v1 import message_event_pb2 as ev_pb
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_service_pb2_grpc import MessageEventServiceStub
+from mailevents_server.keytext import usable_key
 from mailevents_server.workers import Workers
 
 #: How long one dialect request may keep the service busy. A dialect page is at
@@ -57,6 +58,7 @@ _SEARCH_METHOD = (
 )
 _CONDITION_INDEX = re.compile(r"^query\.conditions\[(\d+)\]")
 _AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+_REFUSALS = (*_AUTH_CODES, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,13 @@ class Caller:
     ) -> None:
         self._stub = stub
         self._search = search
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        # A key that cannot be gRPC metadata cannot be valid either: every call
+        # with it fails as an unknown key would, before anything is sent.
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if usable_key(api_key) else ()
+
+    def _check_usable(self) -> None:
+        if not self._metadata:
+            raise ServiceError(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
 
     async def check_key(self) -> None:
         """Raise ServiceError when the key is not valid.
@@ -221,6 +229,7 @@ class Caller:
         their products answer a bad key with 401 before any 400. This cheap
         lookup runs only on that error path, so good requests pay nothing.
         """
+        self._check_usable()
         try:
             await self._stub.GetMessageEvent(
                 pb.GetMessageEventRequest(id=0, read_mask=id_mask()),
@@ -233,6 +242,7 @@ class Caller:
                 raise failure from None
 
     async def count(self, query: pb.EventQuery) -> int:
+        self._check_usable()
         try:
             response = await self._stub.CountMessageEvents(
                 pb.CountMessageEventsRequest(query=query),
@@ -245,6 +255,7 @@ class Caller:
 
     async def get(self, event_id: int) -> ev_pb.MessageEvent | None:
         """The event with this store id, or None."""
+        self._check_usable()
         try:
             response = await self._stub.GetMessageEvent(
                 pb.GetMessageEventRequest(id=event_id),
@@ -302,6 +313,7 @@ class Caller:
         `batches` receives each response with events, as received: they hold
         the events returned, in order (and possibly the peeked one after them).
         """
+        self._check_usable()
         request = pb.SearchMessageEventsRequest(
             query=query,
             batch_size=min(limit, MAX_BATCH),
@@ -342,6 +354,7 @@ class Caller:
         self, query: pb.EventQuery, *, read_mask: field_mask_pb2.FieldMask | None = None
     ) -> AsyncIterator[list[ev_pb.MessageEvent]]:
         """Every match, batch by batch, for dialects that return all events in one response."""
+        self._check_usable()
         request = pb.SearchMessageEventsRequest(query=query, batch_size=MAX_BATCH)
         if read_mask is not None:
             request.read_mask.CopyFrom(read_mask)
@@ -384,6 +397,12 @@ class Caller:
             events = await self.read(query, limit, offset=offset, batches=batches)
             rendered = await render(events)
             total = await counting
+        except ServiceError as failure:
+            if failure.code in _REFUSALS:
+                # The count checks the same key and query, and is refused as
+                # fast: let it end rather than cancel a call mid-answer.
+                await asyncio.wait([counting])
+            raise
         finally:
             if not counting.done():
                 counting.cancel()

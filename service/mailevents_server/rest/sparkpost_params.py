@@ -208,7 +208,8 @@ def _parse_int(
     text = last(params, name)
     if text is None or text == "":
         return default
-    value = int(text) if text.isascii() and text.isdigit() else None
+    # At most 18 digits: int64 however it is used, and no int() of thousands of digits.
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
     if value is None or value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         errors.append(ParamError(name, f"{name} must be an integer {bounds}"))

@@ -29,7 +29,6 @@ from .tastypie_filters import (
     FILTERING,
     MISMATCHED,
     BadRequest,
-    ServerFault,
     apply_sorting,
     build_filters,
 )
@@ -38,6 +37,7 @@ LIST_PATH = "/api/messageevent/"
 DETAIL_PATH = "/api/messageevent/{pk}/"
 
 DEFAULT_LIMIT = 20
+MAX_ID = 2**63 - 1
 MAX_LIMIT = 1000
 
 CANNED_ERROR = "Sorry, this request could not be processed. Please try again later."
@@ -142,12 +142,10 @@ async def list_events(request: web.Request) -> web.Response:
         if not limit or limit > MAX_LIMIT:
             limit = MAX_LIMIT
         offset = _int_param(params, "offset", 0)
-    except BadRequest as error:
+    except BadRequest as error:  # ServerFault too: what crashes Tastypie is a 400 here
         return await _refusal(caller, error_400(str(error)))
-    except ServerFault:
-        return await _refusal(caller, canned(500))
     if filters.fault_on_evaluation:
-        return await _refusal(caller, canned(500))
+        return await _refusal(caller, error_400(MISMATCHED))
     query = pb.EventQuery(conditions=filters.conditions, order=order)  # type: ignore[arg-type]
     dehydrate = _dehydrate(params)
 
@@ -182,7 +180,7 @@ async def get_event(request: web.Request) -> web.Response:
         # obj_get raises NotFound("... mismatched type") -> _handle_500 -> 404.
         return await _refusal(caller, canned(404))
     try:
-        if event_id <= 0:
+        if not 0 < event_id <= MAX_ID:  # no such event: ids are positive 64-bit integers
             await caller.check_key()
             return empty_response(404)
         event = await caller.get(event_id)
@@ -257,5 +255,5 @@ def render(event: ev_pb.MessageEvent, dehydrate: frozenset[str] = frozenset()) -
 def routes() -> list[web.RouteDef]:
     return [
         web.get(LIST_PATH, list_events),
-        web.get("/api/messageevent/{pk:.*}/", get_event),
+        web.get("/api/messageevent/{pk:(?s:.*)}/", get_event),  # ids with a newline too
     ]

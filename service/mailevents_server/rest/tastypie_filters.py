@@ -4,12 +4,15 @@ Stock django-tastypie 0.15 reads `?field__lookup=value` in three stages, and
 which error a bad request gets depends on the stage, so they are kept apart:
 
 1. build_filters: unknown lookups and fields that do not allow filtering
-   (`InvalidFilterError`, 400), and `__in` on a non-string (a TypeError: 500);
+   (`InvalidFilterError`, 400), and `__in` on a non-string (a TypeError);
 2. QuerySet.filter: values Django cannot convert (a ValueError, reported as
    "mismatched type", or a datetime ValidationError), in the sorted order of
    the ORM lookups, as Django's `Q` sorts its keyword arguments;
 3. evaluation (the paginator's count): a non-boolean `__isnull` or a year out
-   of range (500), after limit and offset were checked.
+   of range, after limit and offset were checked.
+
+What crashes stock Tastypie (a 500 there) is a 400 here, in Tastypie's error
+JSON: bad input never gets a 5xx. The checks still run in Tastypie's order.
 
 A filter becomes one typed condition; the server decides what it matches
 (case rules, `%` and `_` as literal characters, week_day 1=Sunday..7=Saturday).
@@ -171,8 +174,8 @@ class BadRequest(Exception):
     """A 400 with `{"error": message}` (message not yet HTML-escaped)."""
 
 
-class ServerFault(Exception):
-    """What would be an unhandled exception in Django: Tastypie's canned 500."""
+class ServerFault(BadRequest):
+    """What would be an unhandled exception in Django (a 500 there); a 400 here."""
 
 
 @dataclass
@@ -222,7 +225,7 @@ def build_filters(params: MultiMapping[str]) -> Filters:
         value: Any = _to_python(params.getall(key)[-1])
         if filter_type == "in":
             if not isinstance(value, str):
-                raise ServerFault("len() of a non-string __in value")
+                raise ServerFault(f"'{key}' takes a comma-separated list of values.")
             if value:
                 value = [part for item in params.getall(key) for part in item.split(",")]
         # Django's lookup key; a later parameter for the same lookup replaces it.
@@ -284,7 +287,7 @@ def _text_condition(store: str, filter_type: str, value: Any) -> pb.Condition:
 def _timestamp_condition(filter_type: str, value: Any) -> pb.Condition | None:
     if filter_type == "exact":
         if isinstance(value, bool):
-            raise ServerFault("parse_datetime() of a bool")
+            raise ServerFault(MISMATCHED)
         moment = parse_django_datetime(value)
         return condition("timestamp", pb.OPERATOR_EXACT, [moment.isoformat()])
     part = _as_int(value)
@@ -413,7 +416,7 @@ def apply_sorting(params: MultiMapping[str]) -> int:
         transformed = transformed or len(bits) > 1
         keys.append((field_name, descending))
     if transformed:
-        raise ServerFault("order_by through a transform")
+        raise ServerFault("Ordering by a part of a field (field__part) is not supported.")
     return _order(keys)
 
 

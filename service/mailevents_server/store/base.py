@@ -50,13 +50,15 @@ class KeyInfo:
 
 @dataclass(frozen=True)
 class Watermark:
-    """How far the store's commit order had reached, and when that was seen.
+    """How far a tenant's commit order had reached, and when that was seen.
 
-    Every event with id <= `position` is committed, and none will ever be
-    committed with an id <= `position` later. So every event committed
-    before `time_us` (wall clock, microseconds since the epoch) has an id
-    <= `position`: a reader that has seen every row up to `position` has
-    seen everything committed before `time_us`.
+    Every event of the tenant with id <= `position` is committed, and none
+    will ever be committed with an id <= `position` later. So every event of
+    the tenant committed before `time_us` (wall clock, microseconds since
+    the epoch) has an id <= `position`: a reader that has seen every row of
+    the tenant up to `position` has seen everything committed before
+    `time_us`. Commit order is per tenant: ids of different tenants are not
+    comparable (PostgreSQL numbers each tenant's events on their own).
     """
 
     position: int
@@ -105,7 +107,9 @@ class Store(abc.ABC):
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
         """Store events that are new for the tenant; report the others as duplicates.
 
-        Returns when the events are durable. Ids are assigned in commit order.
+        Returns when the events are durable. Ids are assigned in the tenant's
+        commit order, unique within the tenant. Writes of different tenants
+        need not wait for each other.
         """
 
     @abc.abstractmethod
@@ -152,25 +156,27 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def last_id(self) -> int:
-        """The highest committed id: the snapshot bound for a new read.
+    async def last_id(self, tenant_id: int) -> int:
+        """The tenant's highest committed id: the snapshot bound for a new read.
 
-        Live streams rely on ids being assigned in commit order with no
-        later commit below this value (see `Watermark`): a backend whose
-        transactions draw ids concurrently (a PostgreSQL sequence used by
-        several writers) must serialize its commits to keep that true.
+        Live streams rely on a tenant's ids being assigned in its commit
+        order with no later commit below this value (see `Watermark`): a
+        backend whose transactions draw ids concurrently must serialize a
+        tenant's commits to keep that true. A backend may answer with a
+        position shared by all tenants (SQLite: one writer, one order).
         """
 
     # -- live streams ----------------------------------------------------------
 
-    async def watermark(self) -> Watermark:
-        """The highest committed id, with a time taken just before it was read."""
+    async def watermark(self, tenant_id: int) -> Watermark:
+        """The tenant's highest committed id, with a time taken just before it was read."""
         seen_us = time.time_ns() // 1000
-        return Watermark(await self.last_id(), seen_us)
+        return Watermark(await self.last_id(tenant_id), seen_us)
 
     @abc.abstractmethod
-    async def wait_for_commit(self, position: int, max_wait: float) -> None:
-        """Return soon after an event with an id > `position` is committed, or after `max_wait` s.
+    async def wait_for_commit(self, tenant_id: int, position: int, max_wait: float) -> None:
+        """Return soon after an event of the tenant with an id > `position` is
+        committed, or after `max_wait` s.
 
         Commits made through this store object must wake waiters at once
         (well under 100 ms); commits by other processes sharing the database

@@ -40,3 +40,30 @@ class CommitHub:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max_wait):
                 await changed.wait()
+
+
+class TenantCommits:
+    """A commit hub per tenant, for stores whose commit order is per tenant.
+
+    A commit of one tenant wakes only that tenant's streams. Hubs are made
+    on first use (a publish or a wait), one small object per tenant seen.
+    """
+
+    def __init__(self) -> None:
+        self._hubs: dict[int, CommitHub] = {}
+
+    def _hub(self, tenant_id: int) -> CommitHub:
+        hub = self._hubs.get(tenant_id)
+        if hub is None:
+            hub = self._hubs[tenant_id] = CommitHub()
+        return hub
+
+    def publish(self, tenant_id: int, position: int) -> None:
+        self._hub(tenant_id).publish(position)
+
+    async def wait(self, tenant_id: int, position: int, max_wait: float) -> None:
+        await self._hub(tenant_id).wait(position, max_wait)
+
+    def tenants(self) -> list[int]:
+        """The tenants with a hub: those a reconnected listener must catch up on."""
+        return list(self._hubs)

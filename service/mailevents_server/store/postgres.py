@@ -1,31 +1,26 @@
 """The scale-out store: PostgreSQL through an asyncpg pool.
 
 Several service replicas can share one database. What keeps them correct:
-- Ids grow in commit order. Each write transaction first takes a
-  transaction-level advisory lock (`pg_advisory_xact_lock(WRITE_LOCK)`), then
-  reads the commit position, assigns the next ids, inserts, advances the
-  position and commits. PostgreSQL makes a commit visible before it releases
-  the transaction's locks, so the next writer (on any replica) can only
-  allocate ids after every smaller id is visible: a reader that sees id N sees
-  every committed id below N, which is what `max_id` snapshots and resuming a
-  live tail by position rely on. A sequence alone would not do: nextval() is
-  handed out at insert time, and transactions commit in another order.
-  The cost is one write transaction at a time across all replicas; group
-  commit (many callers' batches in one transaction, as in the SQLite writer)
-  keeps that from limiting throughput, since one transaction carries
-  thousands of events.
+- A tenant's ids grow in its commit order (postgres_writer): each commit
+  locks the tenant's row of `tenant_positions`, allocates the next ids,
+  inserts and advances the position before committing. Tenants never share
+  a lock or a row on the write path, so on Citus each tenant's writes run on
+  its own shard, in parallel with everyone else's.
 - Idempotent ingest: (tenant_id, event_id) is the primary key of
-  `event_keys`, inserted in the same transaction as the event with
-  ON CONFLICT DO NOTHING. Under the write lock the existing keys are read
-  first, so a duplicate is reported with the id it was stored under.
+  `event_keys`, inserted in the same transaction as the event. Under the
+  tenant's lock the existing keys are read first, so a duplicate is
+  reported with the id it was stored under.
 - Schema migrations run under a session advisory lock, so replicas that start
   together migrate once.
 - Partitions (see postgres_schema) are created ahead by a maintenance task and
   on demand before a write whose events fall outside them; DDL takes short
   lock timeouts and is best effort, because the DEFAULT partition takes any
   event that has no partition yet.
-- Every commit NOTIFYs `mailevents_commits` with the new position, so live
-  tails on other replicas wake without polling.
+- Every commit NOTIFYs `mailevents_commits` with the tenant and its new
+  position, so live tails on other replicas wake without polling.
+- On a database with the `citus` extension the layout is made at start
+  (postgres_citus): reference tables for what every query needs, the rest
+  distributed by `tenant_id` and co-located.
 """
 
 from __future__ import annotations
@@ -46,32 +41,75 @@ import asyncpg
 
 from mailevents.event_types import type_name
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server import faults, wire
+from mailevents_server import faults
 from mailevents_server.ingest import PreparedEvent
-from mailevents_server.query.fields import DATA_COLUMNS
 from mailevents_server.query.model import Query
+from mailevents_server.store import postgres_citus
 from mailevents_server.store import postgres_sql as sql
-from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Outcome, Row, Store, WriteResult
-from mailevents_server.store.commits import CommitHub
+from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Row, Store, WriteResult
+from mailevents_server.store.commits import TenantCommits
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
-from mailevents_server.store.group_commit import run_writer, submit
 from mailevents_server.store.postgres_pool import BoundedPool
 from mailevents_server.store.postgres_schema import MIGRATIONS
+from mailevents_server.store.postgres_writer import (
+    CHANNEL,
+    EVENT_COLUMNS,
+    TS,
+    TenantWriters,
+    parse_payload,
+)
 
 log = logging.getLogger(__name__)
 
-#: Advisory lock keys (64-bit, per database): schema migrations, the write
-#: path (id order), partition DDL.
+#: Advisory lock keys (64-bit, per database): schema migrations, partition DDL.
 MIGRATE_LOCK = 0x6D65_7631_0001
-WRITE_LOCK = 0x6D65_7631_0002
 DDL_LOCK = 0x6D65_7631_0003
-
-#: The channel every commit notifies, with the new commit position.
-CHANNEL = "mailevents_commits"
-
-EVENT_COLUMNS: tuple[str, ...] = ("id", "tenant_id", *DATA_COLUMNS, "data")
-_TS = DATA_COLUMNS.index("ts")
+_TS = TS
 _DELETE_BATCH = 5_000
+
+
+async def _delete_keyed_batch(
+    conn: asyncpg.Connection, tenant_id: int, cutoff_us: int
+) -> tuple[int, int]:
+    """Delete up to a batch of a tenant's dedup keys before the cutoff and their events.
+
+    Every statement names the tenant, so on Citus each runs on the tenant's
+    shard alone (a ctid is only meaningful within one shard). Returns how
+    many keys and events were removed.
+    """
+    removed = await conn.fetch(
+        "DELETE FROM event_keys WHERE tenant_id = $1 AND ctid = ANY(ARRAY("
+        "SELECT ctid FROM event_keys WHERE tenant_id = $1 AND ts < $2 LIMIT $3)) RETURNING id",
+        tenant_id,
+        cutoff_us,
+        _DELETE_BATCH,
+    )
+    if not removed:
+        return 0, 0
+    events, top = await conn.fetchrow(
+        "WITH d AS (DELETE FROM events WHERE tenant_id = $1 AND ts < $2 "
+        "AND id = ANY($3::bigint[]) RETURNING id) SELECT count(*), max(id) FROM d",
+        tenant_id,
+        cutoff_us,
+        [int(r[0]) for r in removed],
+    )
+    await _raise_floor(conn, tenant_id, top)
+    return len(removed), int(events)
+
+
+async def _raise_floor(conn: asyncpg.Connection, tenant_id: int, removed_id: int | None) -> None:
+    """Record that retention removed the tenant's events up to `removed_id` (if any)."""
+    if removed_id is None:
+        return
+    await conn.execute(
+        "INSERT INTO retention_floors (tenant_id, max_id) VALUES ($1, $2) "
+        "ON CONFLICT (tenant_id) DO UPDATE "
+        "SET max_id = greatest(retention_floors.max_id, excluded.max_id)",
+        tenant_id,
+        removed_id,
+    )
+
+
 #: Raise each tenant's retention floor to the highest id among the rows of
 #: `source` (a table or a DELETE's RETURNING tenant_id, id) about to be gone.
 _RAISE_FLOORS = (
@@ -91,7 +129,13 @@ _BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Store options that are ours, read from the URL's query and removed before
 #: the URL reaches asyncpg (which would send them to the server as settings).
-_URL_OPTIONS = ("partition_interval", "partitions_ahead", "pool_size", "stream_pool_size")
+_URL_OPTIONS = (
+    "partition_interval",
+    "partitions_ahead",
+    "pool_size",
+    "stream_pool_size",
+    "writers",
+)
 
 
 def _us(dt: datetime) -> int:
@@ -160,18 +204,19 @@ class PostgresStore(Store):
         self._synchronous = synchronous.upper()
         self._maintenance_seconds = maintenance_seconds
         self._lock_timeout_ms = lock_timeout_ms
+        self._writers_size = int(options.get("writers", 8))
         self._pool: asyncpg.Pool | None = None
+        self._write_pool: asyncpg.Pool | None = None
+        self._writers: TenantWriters | None = None
+        #: Whether the database is a Citus coordinator (layout made at open).
+        self.citus = False
         #: Streams hold a connection for as long as the client reads: they get
         #: their own pool so that they never starve short queries.
         self._stream_pool: asyncpg.Pool | None = None
-        self._writer: asyncpg.Connection | None = None
-        self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._ranges: list[tuple[int, int]] = []  # partition bounds, sorted
         self._secret: bytes | None = None
-        self._commits = CommitHub()
-        self._written_position = 0
+        self._commits = TenantCommits()
         self._listener_task: asyncio.Task[None] | None = None
         self.icu = sql.DEFAULT_ICU
         self.open_streams = 0
@@ -179,9 +224,12 @@ class PostgresStore(Store):
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        writer = await self._writer_connection()
-        await self._migrate(writer)
-        self.icu = await self._case_folding_collation(writer)
+        setup = await self._connect()
+        try:
+            await self._migrate(setup)
+            self.icu = await self._case_folding_collation(setup)
+        finally:
+            await setup.close()
         self._pool = await asyncpg.create_pool(
             self.url,
             # No floor: asyncpg would restore it in the background after the
@@ -193,12 +241,19 @@ class PostgresStore(Store):
         self._stream_pool = await asyncpg.create_pool(
             self.url, min_size=0, max_size=self._stream_pool_size, server_settings=_SESSION
         )
+        writer_settings = dict(_SESSION)
+        if self._synchronous in ("OFF", "NORMAL"):
+            writer_settings["synchronous_commit"] = "off"
+        self._write_pool = await asyncpg.create_pool(
+            self.url, min_size=0, max_size=self._writers_size, server_settings=writer_settings
+        )
+        self._writers = TenantWriters(
+            self._write_pool, self._prepare_write, self._commits.publish, lambda: self.metrics
+        )
         await self.maintain()
-        self._commits.publish(await self.last_id())
         listening = asyncio.get_running_loop().create_future()
         self._listener_task = asyncio.create_task(self._listen(listening), name="postgres-listen")
         await listening
-        self._writer_task = asyncio.create_task(self._write_loop(), name="postgres-writer")
         self._maintenance_task = asyncio.create_task(
             self._maintenance_loop(), name="postgres-maintenance"
         )
@@ -210,11 +265,10 @@ class PostgresStore(Store):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._maintenance_task = self._listener_task = None
-        if self._writer_task is not None:
-            await self._queue.put(None)  # drains what was queued before it
-            await self._writer_task
-            self._writer_task = None
-        for pool in (self._stream_pool, self._pool):
+        if self._writers is not None:
+            await self._writers.close()  # drains what was queued before
+            self._writers = None
+        for pool in (self._stream_pool, self._pool, self._write_pool):
             if pool is not None:
                 try:
                     # Waits for connections still in use by calls being cancelled.
@@ -224,10 +278,7 @@ class PostgresStore(Store):
                         "connections still busy after %ss; terminating them", _CLOSE_SECONDS
                     )
                     pool.terminate()
-        self._pool = self._stream_pool = None
-        if self._writer is not None:
-            await self._writer.close()
-            self._writer = None
+        self._pool = self._stream_pool = self._write_pool = None
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url, server_settings=_SESSION)
@@ -236,7 +287,12 @@ class PostgresStore(Store):
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
         try:
             await conn.execute("CREATE TABLE IF NOT EXISTS mev_schema (version integer NOT NULL)")
+            self.citus = await postgres_citus.has_citus(conn)
             async with conn.transaction():
+                if self.citus:
+                    # DDL after writes to reference tables in one transaction:
+                    # Citus then needs one connection per worker throughout.
+                    await conn.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
                 version = await conn.fetchval("SELECT version FROM mev_schema")
                 if version is None:
                     await conn.execute("INSERT INTO mev_schema (version) VALUES (0)")
@@ -255,6 +311,8 @@ class PostgresStore(Store):
                     "ON CONFLICT (key) DO NOTHING",
                     secrets.token_bytes(32),
                 )
+            if self.citus:
+                await postgres_citus.make_layout(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
 
@@ -280,7 +338,7 @@ class PostgresStore(Store):
 
     def pools(self) -> dict[str, asyncpg.Pool]:
         """The open connection pools by name, for the pool metrics."""
-        named = {"queries": self._pool, "streams": self._stream_pool}
+        named = {"queries": self._pool, "streams": self._stream_pool, "writes": self._write_pool}
         return {name: pool for name, pool in named.items() if pool is not None}
 
     async def database_bytes(self) -> int:
@@ -352,96 +410,13 @@ class PostgresStore(Store):
     async def write(self, tenant_id: int, events: Sequence[PreparedEvent]) -> list[WriteResult]:
         if not events:
             return []
-        return await submit(self._queue, self._writer_task, _WriteRequest(tenant_id, events))
+        if self._writers is None:
+            raise faults.StoreClosed("store is closed")
+        return await self._writers.write(tenant_id, events)
 
-    async def _write_loop(self) -> None:
-        await run_writer(
-            self._queue,
-            self._commit,
-            committed=lambda: self._commits.publish(self._written_position),
-            metrics=lambda: self.metrics,
-        )
-
-    async def _writer_connection(self) -> asyncpg.Connection:
-        """The writer's connection, reconnected if the server dropped it."""
-        if self._writer is None or self._writer.is_closed():
-            self._writer = await self._connect()
-            if self._synchronous in ("OFF", "NORMAL"):
-                await self._writer.execute("SET synchronous_commit = off")
-        return self._writer
-
-    async def _commit(self, batch: list[_WriteRequest]) -> list[list[WriteResult]]:
-        conn = await self._writer_connection()
+    async def _prepare_write(self, conn: asyncpg.Connection, batch: list[_WriteRequest]) -> None:
+        """Before a commit's transaction: create the partitions its events need."""
         await self._ensure_partitions(conn, (ev.columns[_TS] for req in batch for ev in req.events))
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-            last_id = int(await conn.fetchval("SELECT last_id FROM mev_position"))
-            existing = await self._existing_ids(conn, batch)
-            next_id = last_id + 1
-            all_results: list[list[WriteResult]] = []
-            rows: list[tuple[Any, ...]] = []
-            key_tenants: list[int] = []
-            key_ids: list[str] = []
-            key_pks: list[int] = []
-            key_ts: list[int] = []
-            for req in batch:
-                results: list[WriteResult] = []
-                for ev in req.events:
-                    key = (req.tenant_id, sql.clean(ev.event_id))
-                    known = existing.get(key)
-                    if known is not None:
-                        results.append(WriteResult(ev.index, ev.event_id, Outcome.DUPLICATE, known))
-                        continue
-                    new_id = next_id
-                    next_id += 1
-                    existing[key] = new_id
-                    columns = tuple(sql.clean(v) for v in ev.columns)
-                    rows.append(
-                        (new_id, req.tenant_id, *columns, wire.stored_event(new_id, ev.body))
-                    )
-                    key_tenants.append(req.tenant_id)
-                    key_ids.append(key[1])
-                    key_pks.append(new_id)
-                    key_ts.append(columns[_TS])
-                    results.append(WriteResult(ev.index, ev.event_id, Outcome.STORED, new_id))
-                all_results.append(results)
-            if rows:
-                inserted = await conn.fetchval(
-                    "WITH k AS (INSERT INTO event_keys (tenant_id, event_id, id, ts) "
-                    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) "
-                    "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM k",
-                    key_tenants,
-                    key_ids,
-                    key_pks,
-                    key_ts,
-                )
-                if inserted != len(rows):
-                    # Only possible if something wrote keys without the write lock.
-                    raise RuntimeError("event keys changed under the write lock; batch retried")
-                await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
-                await conn.execute("UPDATE mev_position SET last_id = $1", next_id - 1)
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(next_id - 1))
-        self._written_position = next_id - 1
-        return all_results
-
-    @staticmethod
-    async def _existing_ids(
-        conn: asyncpg.Connection, batch: list[_WriteRequest]
-    ) -> dict[tuple[int, str], int]:
-        tenants: list[int] = []
-        event_ids: list[str] = []
-        for req in batch:
-            for ev in req.events:
-                tenants.append(req.tenant_id)
-                event_ids.append(sql.clean(ev.event_id))
-        found = await conn.fetch(
-            "SELECT k.tenant_id, k.event_id, k.id FROM event_keys k "
-            "JOIN unnest($1::bigint[], $2::text[]) AS u(t, e) "
-            "ON k.tenant_id = u.t AND k.event_id = u.e",
-            tenants,
-            event_ids,
-        )
-        return {(int(r[0]), str(r[1])): int(r[2]) for r in found}
 
     # -- partitions ----------------------------------------------------------
 
@@ -578,23 +553,16 @@ class PostgresStore(Store):
             for name, _, end in await self.partitions(conn):
                 if end <= cutoff_us:
                     removed += await self._drop_partition(conn, name)
-        while True:
-            async with pool.acquire() as conn:
-                keys, events = await conn.fetchrow(
-                    "WITH k AS (DELETE FROM event_keys WHERE ctid = ANY(ARRAY("
-                    "SELECT ctid FROM event_keys WHERE ts < $1 LIMIT $2)) "
-                    "RETURNING tenant_id, ts, id), "
-                    "e AS (DELETE FROM events e USING k "
-                    "WHERE e.tenant_id = k.tenant_id AND e.ts = k.ts AND e.id = k.id "
-                    "RETURNING e.tenant_id, e.id), "
-                    f"f AS ({_RAISE_FLOORS.format(source='e')}) "
-                    "SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM e)",
-                    cutoff_us,
-                    _DELETE_BATCH,
-                )
-            removed += int(events)
-            if not keys:
-                break
+            tenants = [
+                int(t) for (t,) in await conn.fetch("SELECT tenant_id FROM tenant_positions")
+            ]
+        for tenant_id in tenants:
+            while True:
+                async with pool.acquire() as conn, conn.transaction():
+                    keys, events = await _delete_keyed_batch(conn, tenant_id, cutoff_us)
+                removed += events
+                if keys < _DELETE_BATCH:
+                    break
         return removed
 
     async def _drop_partition(self, conn: asyncpg.Connection, name: str) -> int:
@@ -616,19 +584,24 @@ class PostgresStore(Store):
 
     @staticmethod
     async def _delete_rows(conn: asyncpg.Connection, table: str) -> int:
+        """Empty one partition in short batches, tenant by tenant (each batch on one shard)."""
         removed = 0
-        while True:
-            deleted = int(
-                await conn.fetchval(
-                    f"WITH d AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                    f"SELECT ctid FROM {table} LIMIT $1)) RETURNING tenant_id, id), "
-                    f"f AS ({_RAISE_FLOORS.format(source='d')}) SELECT count(*) FROM d",
-                    _DELETE_BATCH,
-                )
-            )
-            removed += deleted
-            if deleted < _DELETE_BATCH:
-                return removed
+        tenants = [int(t) for (t,) in await conn.fetch("SELECT tenant_id FROM tenant_positions")]
+        for tenant_id in tenants:
+            while True:
+                async with conn.transaction():
+                    deleted, top = await conn.fetchrow(
+                        f"WITH d AS (DELETE FROM {table} WHERE tenant_id = $1 AND ctid = ANY(ARRAY("
+                        f"SELECT ctid FROM {table} WHERE tenant_id = $1 LIMIT $2)) RETURNING id) "
+                        "SELECT count(*), max(id) FROM d",
+                        tenant_id,
+                        _DELETE_BATCH,
+                    )
+                    await _raise_floor(conn, tenant_id, top)
+                removed += int(deleted)
+                if deleted < _DELETE_BATCH:
+                    break
+        return removed
 
     # -- reads -------------------------------------------------------------
 
@@ -756,13 +729,16 @@ class PostgresStore(Store):
         )
         return int(value or 0)
 
-    async def last_id(self) -> int:
-        return int(await self._require_pool().fetchval("SELECT last_id FROM mev_position"))
+    async def last_id(self, tenant_id: int) -> int:
+        value = await self._require_pool().fetchval(
+            "SELECT last_id FROM tenant_positions WHERE tenant_id = $1", tenant_id
+        )
+        return int(value or 0)
 
     # -- live streams --------------------------------------------------------
 
-    async def wait_for_commit(self, position: int, max_wait: float) -> None:
-        await self._commits.wait(position, max_wait)
+    async def wait_for_commit(self, tenant_id: int, position: int, max_wait: float) -> None:
+        await self._commits.wait(tenant_id, position, max_wait)
 
     async def read_after(self, query: Query, position: int, limit: int) -> list[Row]:
         params = sql.Params()
@@ -788,8 +764,13 @@ class PostgresStore(Store):
                 conn = await self._connect()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._heard)
-                # Commits made while we were not listening.
-                self._commits.publish(int(await conn.fetchval("SELECT last_id FROM mev_position")))
+                # Commits made while we were not listening, of the tenants followed here.
+                for tenant_id, position in await conn.fetch(
+                    "SELECT tenant_id, last_id FROM tenant_positions "
+                    "WHERE tenant_id = ANY($1::bigint[])",
+                    self._commits.tenants(),
+                ):
+                    self._commits.publish(int(tenant_id), int(position))
                 if not ready.done():
                     ready.set_result(None)
                 delay = 0.5
@@ -810,8 +791,9 @@ class PostgresStore(Store):
                         await asyncio.shield(conn.close(timeout=2))
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        with contextlib.suppress(ValueError):
-            self._commits.publish(int(payload))
+        parsed = parse_payload(payload)
+        if parsed is not None:
+            self._commits.publish(*parsed)
 
 
 #: Session settings for every connection: JIT compiles long queries for tens of

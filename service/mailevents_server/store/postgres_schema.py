@@ -25,8 +25,15 @@ Shape, and why:
 - Indexes follow the query shapes (tenant, filtered column, ts, id), like
   sqlite_schema, with id explicit because PostgreSQL has no rowid: keyset
   order (ts, id) then comes straight from the index.
-- `mev_position` is the commit position: the highest committed id, updated
-  in the same transaction as the events it covers (O(1) `last_id`).
+- `tenant_positions` holds each tenant's commit position: its highest
+  committed id, updated in the same transaction as the events it covers
+  (O(1) `last_id`). Its row lock orders the tenant's commits. Ids are
+  numbered per tenant. (Migration 1 made one position for the whole
+  database, `mev_position`; migration 4 replaced it, starting every
+  existing tenant at the old position, so that resume tokens issued before
+  stay valid: their positions are below every id allocated after.)
+- On Citus (postgres_citus) every table is either a reference table or
+  distributed by `tenant_id`, co-located.
 """
 
 from __future__ import annotations
@@ -127,5 +134,17 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: the highest id retention has removed, per tenant (Store.retention_floor)
     """
     CREATE TABLE retention_floors (tenant_id bigint PRIMARY KEY, max_id bigint NOT NULL);
+    """,
+    # 4: commit order per tenant: a position row per tenant replaces the one
+    # shared by all; retention walks event_keys by tenant and time
+    """
+    CREATE TABLE tenant_positions (tenant_id bigint PRIMARY KEY, last_id bigint NOT NULL);
+    INSERT INTO tenant_positions (tenant_id, last_id)
+    SELECT t.tenant_id, p.last_id
+    FROM (SELECT id AS tenant_id FROM tenants UNION SELECT tenant_id FROM retention_floors) t
+    CROSS JOIN mev_position p;
+    DROP TABLE mev_position;
+    CREATE INDEX event_keys_tenant_ts ON event_keys (tenant_id, ts);
+    DROP INDEX event_keys_ts;
     """,
 )

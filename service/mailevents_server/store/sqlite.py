@@ -421,7 +421,10 @@ class SQLiteStore(Store):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def last_id(self) -> int:
+    async def last_id(self, tenant_id: int) -> int:
+        # One writer commits every tenant in one order: the position shared
+        # by all tenants is a valid watermark for each of them.
+        del tenant_id
         async with (
             self._reader() as conn,
             conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur,
@@ -431,7 +434,8 @@ class SQLiteStore(Store):
 
     # -- live streams --------------------------------------------------------
 
-    async def wait_for_commit(self, position: int, max_wait: float) -> None:
+    async def wait_for_commit(self, tenant_id: int, position: int, max_wait: float) -> None:
+        del tenant_id  # one commit order for all tenants (see last_id)
         await self._commits.wait(position, max_wait)
 
     async def read_after(self, query: Query, position: int, limit: int) -> list[Row]:
