@@ -19,6 +19,7 @@ BENCH_ARGS="--sections fault" for the fault section alone.
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,12 @@ def main() -> None:
         "--ingest-events", type=int, default=50_000, help="new events per ingest measurement"
     )
     parser.add_argument(
+        "--stream-rounds", type=int, default=3, help="rounds of the stream section (median)"
+    )
+    parser.add_argument(
+        "--ingest-runs", type=int, default=3, help="rounds of the ingest section (median shown)"
+    )
+    parser.add_argument(
         "--metrics-rounds", type=int, default=5, help="alternating off/on rounds for metrics"
     )
     args = parser.parse_args()
@@ -82,7 +89,9 @@ def main() -> None:
 
     path, key = data.database_for(args.events)
     print(f"# mailevents bench: {args.events:,} demo events in {path}\n")
-    figures = bench_stream(path, key, args.events) if "stream" in sections else {}
+    figures = (
+        bench_stream(path, key, args.events, args.stream_rounds) if "stream" in sections else {}
+    )
     if "rest" in sections or "walks" in sections:
         figures = _stream_figures(path, key, figures)
     if "rest" in sections:
@@ -92,7 +101,7 @@ def main() -> None:
     needs_new = {"ingest", "postgres", "metrics"} & set(sections)
     new_events = ingest.demo_events(args.ingest_events, seed=11) if needs_new else []
     if "ingest" in sections:
-        ingest.bench_ingest(new_events)
+        ingest.bench_ingest(new_events, args.ingest_runs)
     if "tail" in sections:
         ingest.bench_tail()
     if "metrics" in sections:
@@ -105,32 +114,49 @@ def main() -> None:
         citus.bench_citus(new_events or ingest.demo_events(args.ingest_events, seed=11))
 
 
-def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:
-    rows, floor = stream.raw_floor(path)
+def bench_stream(path: Path, key: str, total: int, rounds: int = 3) -> dict[str, float]:
+    """Rounds of the floor and every case, alternating, so that a machine whose load
+    changes during the run shifts the floor and the cases alike; each case's rate and
+    ratio to its own round's floor are printed as median (min-max)."""
     _, typed_floor = stream.raw_floor(path, stream.TYPED_SQL)
-    print("## SearchMessageEvents: the whole store, newest first, client in this process")
-    print(f"{'raw floor: plain sqlite3, same query, one blob column':<56} {floor:>10,.0f} rows/s")
-    print(f"{'plain sqlite3, same query, 25 typed columns':<56} {typed_floor:>10,.0f} rows/s")
     cases: list[tuple[str, dict[str, Any]]] = [
         ("batches of 1000, client parses every event", {}),
         ("batches of 1000, client counts bytes only", {"parse": False}),
         ("batches of 5000, client parses every event", {"batch_size": 5000}),
         ("read_mask of 5 fields (projection)", {"paths": FIVE_FIELDS}),
     ]
+    floors: list[float] = []
+    rates: list[list[float]] = [[] for _ in cases]
+    counts = [0] * len(cases)
+    rows = 0
     with ServerProcess(path) as server:
         stream.stream(server, key, max_events=10_000)  # warm up: connections, code paths
         small = max(total // 100, 1000)
         with MemorySampler(server) as small_mem:
             stream.stream(server, key, max_events=small)
-        results = []
-        for i, (label, kwargs) in enumerate(cases):
-            with MemorySampler(server) as sampler:
-                n, rate = stream.stream(server, key, **kwargs)
-            if i == 0:
-                big_mem = sampler  # same batch size as the small stream above
-            results.append((label, n, rate))
-    for label, n, rate in results:
-        print(f"{label:<56} {rate:>10,.0f} ev/s = {rate / floor:4.2f} x floor ({n:,} events)")
+        for round_ in range(rounds):
+            rows, floor = stream.raw_floor(path)
+            floors.append(floor)
+            for i, (_, kwargs) in enumerate(cases):
+                with MemorySampler(server) as sampler:
+                    counts[i], rate = stream.stream(server, key, **kwargs)
+                if i == 0 and round_ == 0:
+                    big_mem = sampler  # same batch size as the small stream above
+                rates[i].append(rate)
+    print(
+        "## SearchMessageEvents: the whole store, newest first, client in this process"
+        f" ({rounds} rounds, floor and cases alternating; median (min-max))"
+    )
+    print(f"{'raw floor: plain sqlite3, same query, one blob column':<56} {_spread(floors)} rows/s")
+    print(f"{'plain sqlite3, same query, 25 typed columns':<56} {typed_floor:>10,.0f} rows/s")
+    whole = rates[0]
+    for (label, _), n, case in zip(cases, counts, rates, strict=True):
+        of_floor = [r / f for r, f in zip(case, floors, strict=True)]
+        print(f"{label:<56} {_spread(case)} ev/s ({n:,} events)")
+        line = f"{'':<8}= {_spread(of_floor, '.2f')} x floor"
+        if case is not whole:
+            line += f", {_spread([r / w for r, w in zip(case, whole, strict=True)], '.2f')} x row 1"
+        print(line)
     print(
         f"server memory, peak while streaming {small:,} events: "
         f"{_mem(small_mem.peak)}\n"
@@ -138,7 +164,12 @@ def bench_stream(path: Path, key: str, total: int) -> dict[str, float]:
         "(RssAnon is the heap a result could grow; RssFile is the database file mapped by "
         "SQLite's mmap, shared page cache rather than per-stream memory)"
     )
-    return {"floor": floor, "stream": results[0][2]}
+    return {"floor": statistics.median(floors), "stream": statistics.median(whole)}
+
+
+def _spread(values: list[float], spec: str = ",.0f") -> str:
+    median = statistics.median(values)
+    return f"{median:>10{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
 def _stream_figures(path: Path, key: str, figures: dict[str, float]) -> dict[str, float]:

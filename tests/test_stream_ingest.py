@@ -79,6 +79,22 @@ async def test_a_batch_sent_again_before_its_first_copy_committed_stores_nothing
     assert len(await search_all(live_server)) == 5000
 
 
+async def test_batches_reach_the_store_in_stream_order_however_fast_each_is_prepared(
+    live_server: Server,
+) -> None:
+    """A small batch behind a large one is prepared first (in the event loop, while
+    the large one is still with a worker), yet stored after it."""
+    large = events(3000, prefix="large")
+    small = [events(1, prefix="large")[0], event("small")]  # repeats large's first event
+    acks = await acks_of(live_server, [large, small])
+    assert [a.stored for a in acks] == [3000, 1]  # type: ignore[attr-defined]
+    assert [r.status for r in acks[1].results] == [  # type: ignore[attr-defined]
+        spb.INGEST_STATUS_DUPLICATE,
+        spb.INGEST_STATUS_STORED,
+    ]
+    assert acks[1].results[0].id == acks[0].results[0].id  # type: ignore[attr-defined]
+
+
 async def test_an_empty_batch_is_a_barrier(server: Server) -> None:
     acks = await acks_of(server, [events(10), [], events(5, prefix="x")])
     assert [(a.sequence, a.stored) for a in acks] == [(0, 10), (1, 0), (2, 5)]  # type: ignore[attr-defined]

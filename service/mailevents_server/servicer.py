@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,8 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
-from mailevents_server.ingest import Rejection
+from mailevents_server.ingest import acks
+from mailevents_server.ingest import pipeline
 from mailevents_server.ingest.pool import prepare_batch
 from mailevents_server.malformed import lenient
 from mailevents_server.metrics import Metrics
@@ -34,7 +35,7 @@ from mailevents_server.query.model import Query
 from mailevents_server.query.recent import OffsetWalks
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
 from mailevents_server.query.validate import check_skip, compile_query, valid_time_zone
-from mailevents_server.store.base import Outcome, Row, Store, WriteResult
+from mailevents_server.store.base import Row, Store
 from mailevents_server.workers import Workers
 
 SERVICE = spb.DESCRIPTOR.services_by_name["MessageEventService"]
@@ -49,7 +50,8 @@ MAX_PAGE = 1000
 MAX_INGEST = 10_000
 DEFAULT_BUCKETS = 1000
 #: Repeated fields that multiply work are capped: each group_by entry is a scan
-#: (and the distinct ones are fewer than this), each read_mask path a copier.
+#: (and the distinct ones are fewer than this), each read_mask path a field of
+#: the message type built for the mask.
 MAX_GROUP_BY = 16
 MAX_MASK_PATHS = 200
 MAX_BUCKETS = 100_000
@@ -148,8 +150,8 @@ class MessageEventServicer:
                             token = self._codec.encode(
                                 Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
                             )
-                            yield _events_bytes(chunk, mask) + wire.length_delimited(
-                                2, token.encode()
+                            yield _events_bytes(
+                                chunk, mask, wire.length_delimited(2, token.encode())
                             )
                             events += len(chunk)
                             batches += 1
@@ -304,10 +306,11 @@ class MessageEventServicer:
         watermark_field: int,
     ) -> bytes:
         token = self._codec.encode_live(LivePosition(tenant, fp, position))
-        return (
-            _events_bytes(rows, mask)
-            + wire.length_delimited(2, token.encode())
-            + live.watermark_field(watermark_field, position, time_us)
+        return _events_bytes(
+            rows,
+            mask,
+            wire.length_delimited(2, token.encode())
+            + live.watermark_field(watermark_field, position, time_us),
         )
 
     # -- list ------------------------------------------------------------------
@@ -408,7 +411,7 @@ class MessageEventServicer:
 
     async def IngestMessageEvents(
         self, request: spb.IngestMessageEventsRequest, context: grpc.aio.ServicerContext
-    ) -> spb.IngestMessageEventsResponse:
+    ) -> bytes:
         received = time.perf_counter()
         count = len(request.events)
         if not 1 <= count <= MAX_INGEST:
@@ -417,90 +420,48 @@ class MessageEventServicer:
         ready, rejected = await prepare_batch(self._workers, request.events, request)
         with tracing.span("store.write", {"events": len(ready)}):
             written = await self._store.write(tenant, ready)
-        results, stored = _ingest_results(written, rejected)
-        self._counted("unary", received, stored, len(written) - stored, len(rejected), tenant)
-        return spb.IngestMessageEventsResponse(
-            results=results,
-            stored=stored,
-            duplicates=len(written) - stored,
-            rejected=len(rejected),
-        )
+        ack, stored, duplicates = acks.unary_ack(written, rejected)
+        self._counted("unary", received, stored, duplicates, len(rejected), tenant)
+        return ack
 
     async def IngestMessageEventsStream(
         self,
         requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[spb.IngestMessageEventsStreamResponse]:
+    ) -> AsyncIterator[bytes]:
         """Batches in, acknowledgements out, in order, each once its batch is durable.
 
-        A reader task takes batches as they come and hands them to the store
-        (whose writer merges them into large transactions) while earlier
-        ones are still committing; at most INGEST_WINDOW are in flight.
+        A pipeline of three tasks: a reader takes batches as they come and
+        starts preparing each at once (in a worker process when large); a
+        submitter hands the prepared batches to the store in stream order
+        (whose writer merges them into large transactions) while later ones
+        are still being prepared and earlier ones committing; this loop
+        acknowledges each once committed. At most INGEST_WINDOW are in flight.
         """
         tenant = current_tenant()
         window = asyncio.Semaphore(INGEST_WINDOW)
-        accepted: asyncio.Queue[_StreamBatch | Exception | None] = asyncio.Queue()
-        reader = asyncio.create_task(self._accept_batches(tenant, requests, window, accepted))
+        preparing: asyncio.Queue[pipeline.Preparing | Exception | None] = asyncio.Queue()
+        accepted: asyncio.Queue[pipeline.StreamBatch | Exception | None] = asyncio.Queue()
+        reader = asyncio.create_task(
+            pipeline.accept(requests, window, self._workers, MAX_INGEST, preparing)
+        )
+        submitter = asyncio.create_task(pipeline.submit(self._store, tenant, preparing, accepted))
         try:
             while (item := await accepted.get()) is not None:
                 if isinstance(item, Exception):
                     raise item
                 written = await item.write
-                results, stored = _ingest_results(written, item.rejected)
+                ack, stored, duplicates = acks.stream_ack(
+                    item.sequence, item.batch_id, written, item.rejected
+                )
                 self._counted(
-                    "stream",
-                    item.received,
-                    stored,
-                    len(written) - stored,
-                    len(item.rejected),
-                    tenant,
+                    "stream", item.received, stored, duplicates, len(item.rejected), tenant
                 )
-                yield spb.IngestMessageEventsStreamResponse(
-                    sequence=item.sequence,
-                    batch_id=item.batch_id,
-                    results=results,
-                    stored=stored,
-                    duplicates=len(written) - stored,
-                    rejected=len(item.rejected),
-                )
+                yield ack
                 window.release()
         finally:
             reader.cancel()
-
-    async def _accept_batches(
-        self,
-        tenant: int,
-        requests: AsyncIterator[spb.IngestMessageEventsStreamRequest],
-        window: asyncio.Semaphore,
-        accepted: asyncio.Queue[_StreamBatch | Exception | None],
-    ) -> None:
-        sequence = 0
-        try:
-            async for request in requests:
-                received = time.perf_counter()
-                await window.acquire()
-                count = len(request.events)
-                if count > MAX_INGEST:
-                    accepted.put_nowait(
-                        invalid(
-                            f"requests[{sequence}].events",
-                            f"send at most {MAX_INGEST} events per batch, not {count}",
-                        )
-                    )
-                    return
-                ready, rejected = await prepare_batch(self._workers, request.events, request)
-                write = asyncio.ensure_future(self._store.write(tenant, ready))
-                # Retrieved here too, so that a stream gone before its
-                # acknowledgement leaves no "exception never retrieved".
-                write.add_done_callback(_retrieve)
-                accepted.put_nowait(
-                    _StreamBatch(sequence, request.batch_id, rejected, write, received)
-                )
-                sequence += 1
-        except Exception as exc:  # the sender raises it after the acknowledgements before
-            accepted.put_nowait(exc)
-        finally:
-            accepted.put_nowait(None)
+            submitter.cancel()
 
     # -- helpers ---------------------------------------------------------------
 
@@ -530,52 +491,6 @@ class _LiveTail:
     batch_size: int
     heartbeat: float
     watermark_field: int  # the response's watermark field: 4 in search, 3 in watch
-
-
-@dataclass(frozen=True)
-class _StreamBatch:
-    """A batch of an ingest stream on its way to the store."""
-
-    sequence: int
-    batch_id: str
-    rejected: list[Rejection]
-    write: asyncio.Future[list[WriteResult]]
-    received: float  # perf_counter() when the batch arrived
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _ingest_results(
-    written: Sequence[WriteResult], rejected: Sequence[Rejection]
-) -> tuple[list[spb.IngestResult], int]:
-    """One result per event of a request, in request order; and how many were stored."""
-    results = [
-        spb.IngestResult(
-            index=w.index,
-            event_id=w.event_id,
-            id=w.id,
-            status=spb.INGEST_STATUS_STORED
-            if w.outcome is Outcome.STORED
-            else spb.INGEST_STATUS_DUPLICATE,
-        )
-        for w in written
-    ]
-    if rejected:
-        results += [
-            spb.IngestResult(
-                index=r.index,
-                event_id=r.event_id,
-                status=spb.INGEST_STATUS_REJECTED,
-                reason=r.reason,
-            )
-            for r in rejected
-        ]
-        results.sort(key=lambda r: r.index)
-    stored = sum(1 for w in written if w.outcome is Outcome.STORED)
-    return results, stored
 
 
 def _bounded(value: int, field: str, default: int, maximum: int, out: list[Violation]) -> int:
@@ -621,11 +536,14 @@ def _chunks(rows: list[Row]) -> list[list[Row]]:
     return chunks
 
 
-def _events_bytes(rows: list[Row], projection: Projection | None) -> bytes:
-    """Field 1 of a response for each row: stored bytes as they are, or projected."""
+def _events_bytes(rows: list[Row], projection: Projection | None, tail: bytes = b"") -> bytes:
+    """Field 1 of a response for each row (stored bytes as they are, or projected),
+    then `tail`: joined once, since a batch is hundreds of kilobytes to copy."""
     if projection is None:
-        return b"".join([row[2] for row in rows])
-    return b"".join([projection.apply(row[2]) for row in rows])
+        parts = [row[2] for row in rows]
+        parts.append(tail)
+        return b"".join(parts)
+    return projection.apply_many([row[2] for row in rows]) + tail
 
 
 def _serialize(response: Any) -> bytes:

@@ -1,7 +1,7 @@
 """Worker processes for the CPU-bound Python work of one server process.
 
 Three jobs are pure Python per event and would otherwise take turns with
-everything else for the GIL: preparing large ingest batches (`prepare_pool`),
+everything else for the GIL: preparing large ingest batches (`ingest.pool`),
 turning large webhook bodies into ingest requests (`webhooks`) and rendering
 large REST pages (`rest.render`). Each sends bytes to a worker and gets bytes
 or plain tuples back. `mailevents serve` runs one set of workers for all

@@ -89,7 +89,7 @@ class Converted:
     """A webhook body turned into events, with what could not be.
 
     The events are in `requests` (serialized IngestMessageEvents requests) for
-    the service, or in `prepared` (`prepare_pool` blobs) for the store, at most
+    the service, or in `prepared` (`ingest.pool` blobs) for the store, at most
     MAX_CALL_EVENTS events each. Only picklable plain data: a worker process
     builds it.
     """
