@@ -25,8 +25,7 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import live, tracing, wire
 from mailevents_server.auth import current_tenant
 from mailevents_server.errors import InvalidArgument, NotFound, Violation, invalid
-from mailevents_server.ingest import acks
-from mailevents_server.ingest import pipeline
+from mailevents_server.ingest import acks, pipeline
 from mailevents_server.ingest.pool import prepare_batch
 from mailevents_server.malformed import lenient
 from mailevents_server.metrics import Metrics
