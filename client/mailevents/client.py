@@ -10,7 +10,6 @@ that rides out a store failing for a moment by sending again (see `mailevents.re
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import (
     AsyncGenerator,
@@ -23,16 +22,15 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.field_mask_pb2 import FieldMask
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
+from mailevents.connection import DEFAULT_ADDRESS, SERVICE_NAME, Connection
 from mailevents.errors import MailEventsError
 from mailevents.ingest_stream import Batches, IngestStream
 from mailevents.query import group_by_value
-from mailevents.retry import Retries, RetryNotice, RetryPolicy, resuming
+from mailevents.retry import Retries, RetryNotice, RetryPolicy
+from mailevents.streaming import ReadMask, StreamingCalls, field_mask
 from mailevents.v1 import message_event_service_pb2 as pb
-from mailevents.v1 import message_event_service_pb2_grpc as pb_grpc
 from mailevents.v1.message_event_pb2 import MessageEvent
 
 __all__ = [
@@ -44,21 +42,11 @@ __all__ = [
     "RetryPolicy",
 ]
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 #: The most events one IngestMessageEvents call takes; `ingest` splits larger inputs.
 MAX_INGEST_BATCH = 10_000
-# Search batches of 10,000 wide events pass gRPC's 4 MiB default; the server
-# raises its limits to the same figure.
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-#: The service's full name, as gRPC paths and health checks name it.
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["MessageEventService"].full_name
-
-#: Fields to return: a FieldMask, "a,b,c", or field names.
-ReadMask = FieldMask | str | Iterable[str]
 
 
-class MailEventsClient:
+class MailEventsClient(StreamingCalls):
     """A connection to a mailevents server; use as `async with MailEventsClient(...) as client`.
 
     `timeout` bounds each unary call, and for searches the wait for each next
@@ -103,18 +91,14 @@ class MailEventsClient:
         #: reached is reported at once rather than retried.
         self._reached = False
         self._metadata = _metadata(api_key)
-        self._tls = tls or root_certificates is not None
-        self._root_certificates = root_certificates
-        #: A channel passed in belongs to the caller: `aclose` leaves it open.
-        self._channel: grpc.aio.Channel | None = channel
-        self._owns_channel = channel is None
-        self._stub: Any = None
-        self._raw_search: Any = None
-        self._raw_ingest: Any = None
-        self._health: Any = None
+        self._connection = Connection(
+            address, tls=tls, root_certificates=root_certificates, channel=channel
+        )
+        #: Clients made by `with_api_key` share their maker's connection and leave it open.
+        self._closes_connection = True
 
     async def __aenter__(self) -> Self:
-        self._service()
+        self._connection.stub  # noqa: B018 (opens the channel now)
         return self
 
     async def __aexit__(
@@ -127,9 +111,8 @@ class MailEventsClient:
 
     async def aclose(self) -> None:
         """Close the channel this client opened; calls in flight are cancelled."""
-        if self._channel is not None and self._owns_channel:
-            channel, self._channel, self._stub = self._channel, None, None
-            await channel.close()
+        if self._closes_connection:
+            await self._connection.close()
 
     def with_api_key(self, api_key: str | None) -> MailEventsClient:
         """A client that calls as `api_key` over this client's channel and settings.
@@ -137,46 +120,10 @@ class MailEventsClient:
         Cheap (no connection of its own), so a proxy can make one per request;
         closing it leaves the channel open.
         """
-        self._service()  # opened here, once, so that both share it
         other = copy.copy(self)
-        other._owns_channel = False
+        other._closes_connection = False
         other._metadata = _metadata(api_key)
         return other
-
-    def _service(self) -> Any:
-        """The stub, opening the channel on first use.
-
-        The channel is opened lazily because grpc.aio binds it to the running
-        event loop, which does not exist yet when a client is constructed at
-        import time or outside `asyncio.run`.
-        """
-        if self._stub is None and self._channel is None:
-            options = [
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-            ]
-            if self._tls:
-                credentials = grpc.ssl_channel_credentials(self._root_certificates)
-                self._channel = grpc.aio.secure_channel(self.address, credentials, options=options)
-            else:
-                self._channel = grpc.aio.insecure_channel(self.address, options=options)
-        if self._stub is None:
-            assert self._channel is not None
-            # The generated stub module is untyped (no mypy-protobuf plugin).
-            self._stub = pb_grpc.MessageEventServiceStub(self._channel)  # type: ignore[no-untyped-call]
-            # The same methods, with bytes on one side: see `search_raw`, `ingest_serialized`.
-            self._raw_search = self._channel.unary_stream(
-                f"/{SERVICE_NAME}/SearchMessageEvents",
-                request_serializer=pb.SearchMessageEventsRequest.SerializeToString,
-                response_deserializer=None,
-            )
-            self._raw_ingest = self._channel.unary_unary(
-                f"/{SERVICE_NAME}/IngestMessageEvents",
-                request_serializer=None,
-                response_deserializer=pb.IngestMessageEventsResponse.FromString,
-            )
-            self._health = health_pb2_grpc.HealthStub(self._channel)
-        return self._stub
 
     def _retries(self, max_attempts: int | None = None) -> Retries:
         """The retry state of one call or stream, under this client's policy."""
@@ -185,7 +132,7 @@ class MailEventsClient:
     async def _unary(self, method_name: str, request: Any, *, retry: bool = False) -> Any:
         """One unary call; with `retry` (safe only where sending twice is), sent
         again while the server is unavailable, within the retry policy."""
-        method = getattr(self._service(), method_name)
+        method = getattr(self._connection.stub, method_name)
         # No count limit: a server that never answered is not retried at all
         # (see `mailevents.retry`), and one that did is given the whole time budget.
         retries = self._retries() if retry else None
@@ -199,228 +146,6 @@ class MailEventsClient:
                 continue
             self._reached = True
             return response
-
-    async def search(
-        self,
-        query: pb.EventQuery | None = None,
-        *,
-        read_mask: ReadMask | None = None,
-        batch_size: int = 1000,
-        max_events: int = 0,
-        resume_token: str = "",
-        follow: bool = False,
-        heartbeat_interval: float | None = None,
-    ) -> AsyncGenerator[MessageEvent, None]:
-        """Every matching event, newest first unless the query says otherwise.
-
-        With `follow`, the stream goes on after the history with each
-        matching event as it is committed (see `search_batches`).
-
-        Break out of the loop freely: the stream is cancelled when the
-        iterator is closed (wrap it in `contextlib.aclosing` to close it at
-        once rather than when it is garbage collected).
-        """
-        batches = self.search_batches(
-            query,
-            read_mask=read_mask,
-            batch_size=batch_size,
-            max_events=max_events,
-            resume_token=resume_token,
-            follow=follow,
-            heartbeat_interval=heartbeat_interval,
-        )
-        async for event in _events_of(batches):
-            yield event
-
-    async def search_batches(
-        self,
-        query: pb.EventQuery | None = None,
-        *,
-        read_mask: ReadMask | None = None,
-        batch_size: int = 1000,
-        max_events: int = 0,
-        resume_token: str = "",
-        follow: bool = False,
-        heartbeat_interval: float | None = None,
-    ) -> AsyncGenerator[pb.SearchMessageEventsResponse, None]:
-        """The raw streamed responses: batches with resume tokens, then one with stats.
-
-        With `follow`, the history is followed by live events as they are
-        committed, with no gap or repeat at the seam, and by empty heartbeat
-        messages every `heartbeat_interval` seconds (the server's 5 s by
-        default) while idle; the stream then ends only when `max_events`
-        are delivered or the caller stops. Messages from the end of the
-        history on carry a `watermark`.
-
-        Save a batch's `resume_token` to continue later, after that batch,
-        with the same query. After a transparent reconnect the final stats
-        count only what the last connection streamed.
-        """
-        request = pb.SearchMessageEventsRequest(
-            query=query,
-            read_mask=_field_mask(read_mask),
-            batch_size=batch_size,
-            max_events=max_events,
-            resume_token=resume_token,
-            follow=follow,
-            heartbeat_interval=_duration(heartbeat_interval),
-        )
-        wait = self._live_wait(heartbeat_interval) if follow else self.timeout
-        delivered = 0
-        finished = False
-
-        async def attempt() -> AsyncGenerator[pb.SearchMessageEventsResponse, None]:
-            nonlocal delivered, finished
-            if max_events:
-                # The token is bound to the query, not to the limit: ask only
-                # for what is still owed.
-                request.max_events = max_events - delivered
-                if request.max_events <= 0:
-                    return
-            call = self._service().SearchMessageEvents(request, metadata=self._metadata)
-            try:
-                while (response := await self._next_response(call, wait)) is not None:
-                    self._reached = True
-                    delivered += len(response.events)
-                    finished = response.HasField("stats")
-                    if response.resume_token:
-                        request.resume_token = response.resume_token
-                    yield response
-            except grpc.aio.AioRpcError as exc:
-                if not finished:  # dropped after the last message: nothing is missing
-                    raise MailEventsError.from_rpc_error(exc) from exc
-            finally:
-                call.cancel()
-
-        # Resumed from the last token: a stream cut by a dropped connection
-        # or by the store failing (the server sends RetryInfo then, also
-        # before the first batch). A server never reached is reported now.
-        async with aclosing(resuming(attempt, self._retries(self.max_reconnects))) as responses:
-            async for response in responses:
-                yield response
-
-    async def search_raw(
-        self, request: pb.SearchMessageEventsRequest
-    ) -> AsyncGenerator[bytes, None]:
-        """SearchMessageEvents' responses as the bytes the server sent, unparsed.
-
-        For a proxy that hands pages, as they came, to other processes to
-        parse and render. The whole stream is bounded by `timeout` and not
-        resumed: meant for pages, not for exports (use `search_batches`).
-        """
-        self._service()
-        call = self._raw_search(request, metadata=self._metadata, timeout=self.timeout)
-        try:
-            async for data in call:
-                self._reached = True
-                yield data
-        except grpc.aio.AioRpcError as exc:
-            raise MailEventsError.from_rpc_error(exc) from exc
-        finally:
-            call.cancel()
-
-    async def _next_response(
-        self, call: Any, wait: float | None
-    ) -> pb.SearchMessageEventsResponse | None:
-        """The next streamed message, None at the end, waiting at most `wait` s for it."""
-        try:
-            async with asyncio.timeout(wait):
-                response = await call.read()
-        except TimeoutError:
-            raise MailEventsError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no response from {self.address} within {wait:g}s",
-            ) from None
-        if response is grpc.aio.EOF:
-            return None
-        message: pb.SearchMessageEventsResponse = response
-        return message
-
-    async def watch(
-        self,
-        query: pb.EventQuery | None = None,
-        *,
-        read_mask: ReadMask | None = None,
-        resume_token: str = "",
-        heartbeat_interval: float | None = None,
-    ) -> AsyncGenerator[MessageEvent, None]:
-        """Each new matching event as it is committed, forever (see `watch_batches`)."""
-        batches = self.watch_batches(
-            query,
-            read_mask=read_mask,
-            resume_token=resume_token,
-            heartbeat_interval=heartbeat_interval,
-        )
-        async for event in _events_of(batches):
-            yield event
-
-    async def watch_batches(
-        self,
-        query: pb.EventQuery | None = None,
-        *,
-        read_mask: ReadMask | None = None,
-        batch_size: int = 1000,
-        resume_token: str = "",
-        heartbeat_interval: float | None = None,
-        max_events: int = 0,
-        max_reconnects: int | None = None,
-    ) -> AsyncGenerator[pb.WatchMessageEventsResponse, None]:
-        """New matching events in commit order as they are committed, and heartbeats.
-
-        The first message comes at once (often without events) and, like
-        every message, carries a `resume_token` and a `watermark`: save the
-        latest token and pass it back, also after a server restart, to
-        continue with exactly the events committed since. Heartbeats (no
-        events) come every `heartbeat_interval` seconds while idle (the
-        server's 5 s by default). A dropped or silent connection is resumed
-        from the last token, up to `max_reconnects` times in a row (the
-        client's `max_reconnects` by default), so nothing is lost or repeated.
-        With `max_events`, the stream ends after that many events.
-        """
-        request = pb.WatchMessageEventsRequest(
-            query=query,
-            read_mask=_field_mask(read_mask),
-            batch_size=batch_size,
-            resume_token=resume_token,
-            heartbeat_interval=_duration(heartbeat_interval),
-            max_events=max_events,
-        )
-        limit = self.max_reconnects if max_reconnects is None else max_reconnects
-        wait = self._live_wait(heartbeat_interval)
-        delivered = 0
-
-        async def attempt() -> AsyncGenerator[pb.WatchMessageEventsResponse, None]:
-            nonlocal delivered
-            call = self._service().WatchMessageEvents(request, metadata=self._metadata)
-            try:
-                while True:
-                    try:
-                        async with asyncio.timeout(wait):
-                            response = await call.read()
-                    except TimeoutError:
-                        # Heartbeats stopped: the connection is dead, whatever TCP thinks.
-                        raise MailEventsError(
-                            grpc.StatusCode.UNAVAILABLE,
-                            f"no message or heartbeat from {self.address} within {wait:g}s",
-                        ) from None
-                    if response is grpc.aio.EOF:
-                        return
-                    self._reached = True
-                    request.resume_token = response.resume_token
-                    if max_events:
-                        delivered += len(response.events)
-                        request.max_events = max(1, max_events - delivered)
-                    yield response
-            except grpc.aio.AioRpcError as exc:
-                raise MailEventsError.from_rpc_error(exc) from exc
-            finally:
-                call.cancel()
-
-        # Resumed from the last token when the connection dropped or went
-        # silent, or the store failed; a server never reached is reported.
-        async with aclosing(resuming(attempt, self._retries(limit))) as responses:
-            async for response in responses:
-                yield response
 
     async def ingest_stream(
         self,
@@ -443,7 +168,7 @@ class MailEventsClient:
         back as duplicates).
         """
         stream = IngestStream(
-            self._service().IngestMessageEventsStream,
+            self._connection.stub.IngestMessageEventsStream,
             self._metadata,
             batches,
             window=window,
@@ -455,12 +180,6 @@ class MailEventsClient:
             async for response in acknowledgements:
                 yield response
 
-    def _live_wait(self, heartbeat_interval: float | None) -> float | None:
-        """How long a live stream may stay silent before its connection counts as dead."""
-        if self.timeout is None:
-            return None
-        return max(self.timeout, 3 * (heartbeat_interval or 5.0))
-
     async def get(
         self,
         id: int | None = None,
@@ -471,7 +190,7 @@ class MailEventsClient:
         """One event by its store id or by its producer's `event_id`; NOT_FOUND otherwise."""
         if (id is None) == (event_id is None):
             raise ValueError("pass exactly one of id or event_id")
-        request = pb.GetMessageEventRequest(read_mask=_field_mask(read_mask))
+        request = pb.GetMessageEventRequest(read_mask=field_mask(read_mask))
         if id is not None:
             request.id = id
         else:
@@ -529,9 +248,8 @@ class MailEventsClient:
         """IngestMessageEvents with a request already serialized (say, by a worker
         process that converted a webhook body), sent once: the caller decides
         what a failure means for its own sender."""
-        self._service()
         try:
-            response: pb.IngestMessageEventsResponse = await self._raw_ingest(
+            response: pb.IngestMessageEventsResponse = await self._connection.raw_ingest(
                 request, metadata=self._metadata, timeout=self.timeout
             )
         except grpc.aio.AioRpcError as exc:
@@ -544,10 +262,9 @@ class MailEventsClient:
 
         Asked without an API key, as orchestrators and readiness probes do.
         """
-        self._service()
         request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
         try:
-            answer = await self._health.Check(request, timeout=self.timeout)
+            answer = await self._connection.health.Check(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             raise MailEventsError.from_rpc_error(exc) from exc
         status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
@@ -571,7 +288,7 @@ class MailEventsClient:
         """
         request = pb.ListMessageEventsRequest(
             query=query,
-            read_mask=_field_mask(read_mask),
+            read_mask=field_mask(read_mask),
             page_size=page_size,
             page_token=page_token,
             include_total_size=include_total_size,
@@ -583,28 +300,3 @@ class MailEventsClient:
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
-
-
-def _duration(seconds: float | None) -> Duration | None:
-    if seconds is None:
-        return None
-    duration = Duration()
-    duration.FromNanoseconds(int(seconds * 1e9))
-    return duration
-
-
-def _field_mask(read_mask: ReadMask | None) -> FieldMask | None:
-    if read_mask is None or isinstance(read_mask, FieldMask):
-        return read_mask
-    names = read_mask.split(",") if isinstance(read_mask, str) else read_mask
-    return FieldMask(paths=[name.strip() for name in names if name.strip()])
-
-
-async def _events_of(
-    batches: AsyncGenerator[Any, None],
-) -> AsyncGenerator[MessageEvent, None]:
-    """The events of streamed batches, one by one; closes the stream when done."""
-    async with aclosing(batches):
-        async for response in batches:
-            for event in response.events:
-                yield event

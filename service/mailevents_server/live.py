@@ -20,6 +20,7 @@ only its own stream, never the server's memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,9 @@ from google.protobuf import duration_pb2
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server import wire
 from mailevents_server.errors import ServiceError, Violation
+from mailevents_server.projection import Projection
 from mailevents_server.query.model import Query
+from mailevents_server.query.tokens import LivePosition, TokenCodec
 from mailevents_server.store.base import Row, Store
 
 DEFAULT_HEARTBEAT_SECONDS = 5.0
@@ -218,3 +221,79 @@ def watermark_field(field_number: int, position: int, time_us: int) -> bytes:
     if time_us:
         mark.time.FromMicroseconds(time_us)
     return wire.length_delimited(field_number, mark.SerializeToString())
+
+
+# -- the live part of a stream, as response bytes ----------------------------------
+
+
+@dataclass(frozen=True)
+class TailSpec:
+    """What a live tail streams: whose events, which, in what shape, in which response."""
+
+    tenant: int
+    fp: bytes  # the query's fingerprint, bound into resume tokens
+    query: Query
+    mask: Projection | None
+    batch_size: int
+    heartbeat: float
+    #: SearchMessageEventsResponse or WatchMessageEventsResponse: where the resume
+    #: token and the watermark go (their field numbers differ between the two).
+    response: type[spb.SearchMessageEventsResponse] | type[spb.WatchMessageEventsResponse]
+
+
+class Tails:
+    """The live part of watches and followed searches: batches as response bytes."""
+
+    def __init__(self, store: Store, codec: TokenCodec, shutdown: Shutdown) -> None:
+        self._store = store
+        self._codec = codec
+        self._shutdown = shutdown
+
+    async def stream(
+        self, spec: TailSpec, position: int, remaining: int, *, announce: bool
+    ) -> AsyncIterator[tuple[list[bytes], int]]:
+        """Each batch committed after `position` as response bytes, with how many
+        events it carried, until `remaining` events (-1: no end) have gone out."""
+        batches = follow(
+            self._store,
+            spec.query,
+            position,
+            spec.batch_size,
+            spec.heartbeat,
+            announce=announce,
+            shutdown=self._shutdown,
+        )
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for batch in batches:
+                part = cut(batch, remaining)
+                yield self._messages(spec, part), len(part.rows)
+                if remaining >= 0:
+                    remaining -= len(part.rows)
+                    if remaining == 0:
+                        return
+
+    def _messages(self, spec: TailSpec, batch: LiveBatch) -> list[bytes]:
+        """A live batch as response bytes: events, a live resume token and the watermark.
+
+        A batch too large for one message is split; each part's token and
+        watermark reach its own last event.
+        """
+        chunks = wire.chunks(batch.rows) or [[]]
+        out = []
+        for i, chunk in enumerate(chunks):
+            if i == len(chunks) - 1:
+                position, time_us = batch.position, batch.time_us
+            else:
+                position, time_us = chunk[-1][1], 0
+            out.append(self.message(spec, chunk, position, time_us))
+        return out
+
+    def message(self, spec: TailSpec, rows: list[Row], position: int, time_us: int) -> bytes:
+        """One response: `rows`, then the live token and watermark of `position`."""
+        token = self._codec.encode_live(LivePosition(spec.tenant, spec.fp, position))
+        return wire.events_bytes(
+            rows,
+            spec.mask,
+            wire.length_delimited(spec.response.RESUME_TOKEN_FIELD_NUMBER, token.encode())
+            + watermark_field(spec.response.WATERMARK_FIELD_NUMBER, position, time_us),
+        )

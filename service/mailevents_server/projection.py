@@ -39,6 +39,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, field_mask_pb2, mes
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from mailevents.v1 import message_event_pb2 as pb
+from mailevents_server.errors import Violation
 
 _DESCRIPTOR: Any = pb.MessageEvent.DESCRIPTOR
 _FDP = descriptor_pb2.FieldDescriptorProto
@@ -51,6 +52,25 @@ _PASS_THROUGH: dict[int, Any] = {
 
 #: A mask as a tree: field name -> None (the whole field) or the kept sub-fields.
 Tree = dict[str, "Tree | None"]
+
+
+#: Paths one read_mask may hold: each is a field of the message type built for the mask.
+MAX_MASK_PATHS = 200
+
+
+def projection_for(mask: field_mask_pb2.FieldMask, out: list[Violation]) -> Projection | None:
+    """The projection a request's read_mask asks for; None for whole events, or
+    when the mask is refused (the reason added to `out`)."""
+    if not mask.paths:
+        return None
+    if len(mask.paths) > MAX_MASK_PATHS:
+        out.append(Violation("read_mask", f"at most {MAX_MASK_PATHS} paths"))
+        return None
+    bad = invalid_paths(mask)
+    if bad:
+        out.append(Violation("read_mask", f"unknown MessageEvent fields: {', '.join(bad)}"))
+        return None
+    return Projection(mask)
 
 
 def invalid_paths(mask: field_mask_pb2.FieldMask) -> list[str]:

@@ -14,11 +14,10 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import field_mask_pb2, message_factory
+from google.protobuf import message_factory
 from google.protobuf.duration_pb2 import Duration
 
 from mailevents.v1 import message_event_service_pb2 as spb
@@ -29,7 +28,7 @@ from mailevents_server.ingest import acks, pipeline
 from mailevents_server.ingest.pool import prepare_batch
 from mailevents_server.malformed import lenient
 from mailevents_server.metrics import Metrics
-from mailevents_server.projection import Projection, invalid_paths
+from mailevents_server.projection import projection_for
 from mailevents_server.query.model import Query
 from mailevents_server.query.recent import OffsetWalks
 from mailevents_server.query.tokens import Cursor, LivePosition, TokenCodec, fingerprint
@@ -49,18 +48,16 @@ MAX_PAGE = 1000
 MAX_INGEST = 10_000
 DEFAULT_BUCKETS = 1000
 #: Repeated fields that multiply work are capped: each group_by entry is a scan
-#: (and the distinct ones are fewer than this), each read_mask path a field of
-#: the message type built for the mask.
+#: (and the distinct ones are fewer than this); read_mask paths: see `projection`.
 MAX_GROUP_BY = 16
-MAX_MASK_PATHS = 200
 MAX_BUCKETS = 100_000
-#: Keep each streamed message well under gRPC's default 4 MiB receive limit.
-MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 #: Batches of one ingest stream being prepared or committed at once: enough
 #: for the writer to merge several into one transaction, few enough that a
 #: fast producer waits (gRPC flow control) instead of filling server memory.
 INGEST_WINDOW = 8
-_TOTAL_SIZE_TAG = wire.varint(3 << 3)  # ListMessageEventsResponse.total_size, varint
+_RESUME_TOKEN = spb.SearchMessageEventsResponse.RESUME_TOKEN_FIELD_NUMBER
+_NEXT_PAGE_TOKEN = spb.ListMessageEventsResponse.NEXT_PAGE_TOKEN_FIELD_NUMBER
+_TOTAL_SIZE_TAG = wire.tag(spb.ListMessageEventsResponse.TOTAL_SIZE_FIELD_NUMBER, wire.VARINT)
 
 
 class MessageEventServicer:
@@ -80,6 +77,7 @@ class MessageEventServicer:
         # Without worker processes, large batches are prepared in a thread.
         self._workers = workers or Workers(0)
         self._shutdown = live.Shutdown()
+        self._tails = live.Tails(store, codec, self._shutdown)
         # Offset walks: where recent pages ended, and recent totals.
         self._walks = OffsetWalks()
 
@@ -106,7 +104,7 @@ class MessageEventServicer:
             "heartbeat_interval",
             violations,
         )
-        mask = _read_mask(request.read_mask, violations)
+        mask = projection_for(request.read_mask, violations)
         skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
@@ -144,13 +142,13 @@ class MessageEventServicer:
                             remaining -= len(rows)
                         if rows:
                             last_row = rows[-1]
-                        for chunk in _chunks(rows):
+                        for chunk in wire.chunks(rows):
                             last = chunk[-1]
                             token = self._codec.encode(
                                 Cursor(tenant, fp, last[0], last[1], query.max_id or 0)
                             )
-                            yield _events_bytes(
-                                chunk, mask, wire.length_delimited(2, token.encode())
+                            yield wire.events_bytes(
+                                chunk, mask, wire.length_delimited(_RESUME_TOKEN, token.encode())
                             )
                             events += len(chunk)
                             batches += 1
@@ -167,17 +165,15 @@ class MessageEventServicer:
         # Resumed straight into the live part: no seam message will give the token.
         resumed_live = live_from is not None
         if request.follow and complete:
+            spec = live.TailSpec(
+                tenant, fp, query, mask, batch_size, heartbeat, spb.SearchMessageEventsResponse
+            )
             complete = False  # from here on only max_events ends the stream: cut short
             if live_from is None:
                 # The seam: the history covered every id up to max_id; live goes on from there.
                 live_from = query.max_id or 0
-                yield self._live_message([], tenant, fp, None, live_from, snapshot_us, 4)
-            tail = self._live_tail(
-                _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=4),
-                live_from,
-                remaining,
-                announce=resumed_live,
-            )
+                yield self._tails.message(spec, [], live_from, snapshot_us)
+            tail = self._tails.stream(spec, live_from, remaining, announce=resumed_live)
             async with contextlib.aclosing(tail):  # type: ignore[type-var]
                 async for messages, count in tail:
                     for message in messages:
@@ -214,7 +210,7 @@ class MessageEventServicer:
         )
         if request.max_events < 0:
             violations.append(Violation("max_events", "must not be negative"))
-        mask = _read_mask(request.read_mask, violations)
+        mask = projection_for(request.read_mask, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
         if request.resume_token:
@@ -230,87 +226,15 @@ class MessageEventServicer:
             position = start.position
         else:
             position = (await self._store.watermark(tenant)).position
-        tail = self._live_tail(
-            _LiveTail(tenant, fp, query, mask, batch_size, heartbeat, watermark_field=3),
-            position,
-            request.max_events or -1,
-            announce=True,
+        spec = live.TailSpec(
+            tenant, fp, query, mask, batch_size, heartbeat, spb.WatchMessageEventsResponse
         )
+        tail = self._tails.stream(spec, position, request.max_events or -1, announce=True)
         async with contextlib.aclosing(tail):  # type: ignore[type-var]
             async for messages, count in tail:
                 for message in messages:
                     yield message
                 self._watch_events.inc(count)
-
-    async def _live_tail(
-        self, spec: _LiveTail, position: int, remaining: int, *, announce: bool
-    ) -> AsyncIterator[tuple[list[bytes], int]]:
-        """The live part of a watch or a followed search: each batch committed after
-        `position` as response bytes, with how many events it carried, until
-        `remaining` events (-1: no end) have gone out."""
-        follow = live.follow(
-            self._store,
-            spec.query,
-            position,
-            spec.batch_size,
-            spec.heartbeat,
-            announce=announce,
-            shutdown=self._shutdown,
-        )
-        async with contextlib.aclosing(follow):  # type: ignore[type-var]
-            async for batch in follow:
-                cut = live.cut(batch, remaining)
-                messages = self._live_messages(
-                    cut, spec.tenant, spec.fp, spec.mask, spec.watermark_field
-                )
-                yield messages, len(cut.rows)
-                if remaining >= 0:
-                    remaining -= len(cut.rows)
-                    if remaining == 0:
-                        return
-
-    def _live_messages(
-        self,
-        batch: live.LiveBatch,
-        tenant: int,
-        fp: bytes,
-        mask: Projection | None,
-        watermark_field: int,
-    ) -> list[bytes]:
-        """A live batch as response bytes: events, a live resume token and the watermark.
-
-        A batch too large for one message is split; each part's token and
-        watermark reach its own last event.
-        """
-        chunks = _chunks(batch.rows) or [[]]
-        out = []
-        for i, chunk in enumerate(chunks):
-            if i == len(chunks) - 1:
-                position, time_us = batch.position, batch.time_us
-            else:
-                position, time_us = chunk[-1][1], 0
-            out.append(
-                self._live_message(chunk, tenant, fp, mask, position, time_us, watermark_field)
-            )
-        return out
-
-    def _live_message(
-        self,
-        rows: list[Row],
-        tenant: int,
-        fp: bytes,
-        mask: Projection | None,
-        position: int,
-        time_us: int,
-        watermark_field: int,
-    ) -> bytes:
-        token = self._codec.encode_live(LivePosition(tenant, fp, position))
-        return _events_bytes(
-            rows,
-            mask,
-            wire.length_delimited(2, token.encode())
-            + live.watermark_field(watermark_field, position, time_us),
-        )
 
     # -- list ------------------------------------------------------------------
 
@@ -322,7 +246,7 @@ class MessageEventServicer:
         if request.page_size < 0:
             violations.append(Violation("page_size", "must not be negative"))
         page_size = min(request.page_size, MAX_PAGE) if request.page_size > 0 else DEFAULT_PAGE
-        mask = _read_mask(request.read_mask, violations)
+        mask = projection_for(request.read_mask, violations)
         skip = check_skip(request.skip, violations)
         query = compile_query(request.query, tenant, extra=violations)
         fp = fingerprint(request.query)
@@ -331,14 +255,14 @@ class MessageEventServicer:
 
         with tracing.span("store.page"):
             rows = await self._store.page(query, page_size + 1)
-        out = [_events_bytes(rows[:page_size], mask)]
+        out = [wire.events_bytes(rows[:page_size], mask)]
         if not request.page_token:
             last_row = rows[:page_size][-1] if rows else None
             self._walks.ended_at(tenant, fp, skip + page_size, last_row, query)
         if len(rows) > page_size:
             last = rows[page_size - 1]
             token = self._codec.encode(Cursor(tenant, fp, last[0], last[1], query.max_id or 0))
-            out.append(wire.length_delimited(2, token.encode()))
+            out.append(wire.length_delimited(_NEXT_PAGE_TOKEN, token.encode()))
         if request.include_total_size:
             with tracing.span("store.count"):
                 total = await self._store.count(dataclasses.replace(query, after=None, skip=0))
@@ -352,7 +276,7 @@ class MessageEventServicer:
         self, request: spb.GetMessageEventRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
         violations: list[Violation] = []
-        mask = _read_mask(request.read_mask, violations)
+        mask = projection_for(request.read_mask, violations)
         which = request.WhichOneof("lookup")
         if which is None:
             violations.append(Violation("id", "id or event_id is required"))
@@ -367,7 +291,7 @@ class MessageEventServicer:
         if row is None:
             what = f"id {request.id}" if which == "id" else f"event_id {request.event_id!r}"
             raise NotFound(f"no event with {what}", "EVENT_NOT_FOUND")
-        return _events_bytes([row], mask)
+        return wire.events_bytes([row], mask)
 
     # -- count -----------------------------------------------------------------
 
@@ -479,19 +403,6 @@ class MessageEventServicer:
         return dataclasses.replace(query, max_id=await self._store.last_id(query.tenant_id))
 
 
-@dataclass(frozen=True)
-class _LiveTail:
-    """What a live tail streams: whose events, which, in what shape."""
-
-    tenant: int
-    fp: bytes  # the query's fingerprint, bound into resume tokens
-    query: Query
-    mask: Projection | None
-    batch_size: int
-    heartbeat: float
-    watermark_field: int  # the response's watermark field: 4 in search, 3 in watch
-
-
 def _bounded(value: int, field: str, default: int, maximum: int, out: list[Violation]) -> int:
     if value < 0 or value > maximum:
         out.append(Violation(field, f"must be between 0 (default {default}) and {maximum}"))
@@ -499,50 +410,8 @@ def _bounded(value: int, field: str, default: int, maximum: int, out: list[Viola
     return value or default
 
 
-def _read_mask(mask: field_mask_pb2.FieldMask, out: list[Violation]) -> Projection | None:
-    if not mask.paths:
-        return None
-    if len(mask.paths) > MAX_MASK_PATHS:
-        out.append(Violation("read_mask", f"at most {MAX_MASK_PATHS} paths"))
-        return None
-    bad = invalid_paths(mask)
-    if bad:
-        out.append(Violation("read_mask", f"unknown MessageEvent fields: {', '.join(bad)}"))
-        return None
-    return Projection(mask)
-
-
 def _invalid_request(violations: list[Violation]) -> InvalidArgument:
     return InvalidArgument.of(violations, "INVALID_REQUEST")
-
-
-def _chunks(rows: list[Row]) -> list[list[Row]]:
-    """Split rows so that no streamed message grows past MAX_MESSAGE_BYTES."""
-    total = sum(len(r[2]) for r in rows)
-    if total <= MAX_MESSAGE_BYTES:
-        return [rows] if rows else []
-    chunks: list[list[Row]] = []
-    current: list[Row] = []
-    size = 0
-    for row in rows:
-        if current and size + len(row[2]) > MAX_MESSAGE_BYTES:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(row)
-        size += len(row[2])
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _events_bytes(rows: list[Row], projection: Projection | None, tail: bytes = b"") -> bytes:
-    """Field 1 of a response for each row (stored bytes as they are, or projected),
-    then `tail`: joined once, since a batch is hundreds of kilobytes to copy."""
-    if projection is None:
-        parts = [row[2] for row in rows]
-        parts.append(tail)
-        return b"".join(parts)
-    return projection.apply_many([row[2] for row in rows]) + tail
 
 
 def _serialize(response: Any) -> bytes:

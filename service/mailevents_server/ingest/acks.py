@@ -15,15 +15,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailevents.v1 import message_event_service_pb2 as spb
-from mailevents_server.ingest import Rejection
+from mailevents_server.ingest.prepare import Rejection
 from mailevents_server.store.base import Outcome, WriteResult
-from mailevents_server.wire import length_delimited, varint
+from mailevents_server.wire import LEN, VARINT, int_field, length_delimited, tag, varint
 
+_R = spb.IngestResult
+_INDEX = tag(_R.INDEX_FIELD_NUMBER, VARINT)
+_EVENT_ID = tag(_R.EVENT_ID_FIELD_NUMBER, LEN)
+_ID = tag(_R.ID_FIELD_NUMBER, VARINT)
+_REASON = tag(_R.REASON_FIELD_NUMBER, LEN)
+_STATUS_TAG = tag(_R.STATUS_FIELD_NUMBER, VARINT)
 _STATUS = {
-    Outcome.STORED: b"\x18" + varint(spb.INGEST_STATUS_STORED),
-    Outcome.DUPLICATE: b"\x18" + varint(spb.INGEST_STATUS_DUPLICATE),
+    Outcome.STORED: _STATUS_TAG + varint(spb.INGEST_STATUS_STORED),
+    Outcome.DUPLICATE: _STATUS_TAG + varint(spb.INGEST_STATUS_DUPLICATE),
 }
-_REJECTED = b"\x18" + varint(spb.INGEST_STATUS_REJECTED)
+_REJECTED = _STATUS_TAG + varint(spb.INGEST_STATUS_REJECTED)
+_STREAM = spb.IngestMessageEventsStreamResponse
+_UNARY = spb.IngestMessageEventsResponse
 
 
 def _written(w: WriteResult) -> bytes:
@@ -31,10 +39,10 @@ def _written(w: WriteResult) -> bytes:
     eid = w.event_id.encode()
     body = b"".join(
         (
-            b"\x08" + varint(w.index) if w.index else b"",
-            b"\x12" + varint(len(eid)) + eid if eid else b"",
+            _INDEX + varint(w.index) if w.index else b"",
+            _EVENT_ID + varint(len(eid)) + eid if eid else b"",
             _STATUS[w.outcome],
-            b"\x20" + varint(w.id) if w.id else b"",
+            _ID + varint(w.id) if w.id else b"",
         )
     )
     return varint(len(body)) + body
@@ -44,10 +52,10 @@ def _rejected(r: Rejection) -> bytes:
     eid, reason = r.event_id.encode(), r.reason.encode()
     body = b"".join(
         (
-            b"\x08" + varint(r.index) if r.index else b"",
-            b"\x12" + varint(len(eid)) + eid if eid else b"",
+            _INDEX + varint(r.index) if r.index else b"",
+            _EVENT_ID + varint(len(eid)) + eid if eid else b"",
             _REJECTED,
-            b"\x2a" + varint(len(reason)) + reason if reason else b"",
+            _REASON + varint(len(reason)) + reason if reason else b"",
         )
     )
     return varint(len(body)) + body
@@ -58,38 +66,35 @@ def results(
 ) -> tuple[bytes, int, int]:
     """`repeated IngestResult` as field `field_number`, in request order; and how many
     events were stored and how many were duplicates."""
-    tag = varint(field_number << 3 | 2)
+    key = tag(field_number, LEN)
     framed = [(w.index, _written(w)) for w in written]
     if rejected:
         framed += [(r.index, _rejected(r)) for r in rejected]
         framed.sort(key=lambda pair: pair[0])
     stored = sum(1 for w in written if w.outcome is Outcome.STORED)
     return (
-        tag + tag.join([record for _, record in framed]) if framed else b"",
+        key + key.join([record for _, record in framed]) if framed else b"",
         stored,
         len(written) - stored,
     )
-
-
-def _int_field(field_number: int, value: int) -> bytes:
-    """A non-negative varint field, left out at zero (proto3)."""
-    return varint(field_number << 3) + varint(value) if value else b""
 
 
 def stream_ack(
     sequence: int, batch_id: str, written: Sequence[WriteResult], rejected: Sequence[Rejection]
 ) -> tuple[bytes, int, int]:
     """A serialized IngestMessageEventsStreamResponse; and the stored and duplicate counts."""
-    records, stored, duplicates = results(3, written, rejected)
+    records, stored, duplicates = results(_STREAM.RESULTS_FIELD_NUMBER, written, rejected)
     return (
         b"".join(
             (
-                _int_field(1, sequence),
-                length_delimited(2, batch_id.encode()) if batch_id else b"",
+                int_field(_STREAM.SEQUENCE_FIELD_NUMBER, sequence),
+                length_delimited(_STREAM.BATCH_ID_FIELD_NUMBER, batch_id.encode())
+                if batch_id
+                else b"",
                 records,
-                _int_field(4, stored),
-                _int_field(5, duplicates),
-                _int_field(6, len(rejected)),
+                int_field(_STREAM.STORED_FIELD_NUMBER, stored),
+                int_field(_STREAM.DUPLICATES_FIELD_NUMBER, duplicates),
+                int_field(_STREAM.REJECTED_FIELD_NUMBER, len(rejected)),
             )
         ),
         stored,
@@ -101,14 +106,14 @@ def unary_ack(
     written: Sequence[WriteResult], rejected: Sequence[Rejection]
 ) -> tuple[bytes, int, int]:
     """A serialized IngestMessageEventsResponse; and the stored and duplicate counts."""
-    records, stored, duplicates = results(1, written, rejected)
+    records, stored, duplicates = results(_UNARY.RESULTS_FIELD_NUMBER, written, rejected)
     return (
         b"".join(
             (
                 records,
-                _int_field(2, stored),
-                _int_field(3, duplicates),
-                _int_field(4, len(rejected)),
+                int_field(_UNARY.STORED_FIELD_NUMBER, stored),
+                int_field(_UNARY.DUPLICATES_FIELD_NUMBER, duplicates),
+                int_field(_UNARY.REJECTED_FIELD_NUMBER, len(rejected)),
             )
         ),
         stored,
