@@ -23,7 +23,7 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.ingest import prepare
 from mailevents_server.query.fields import BY_NAME, DATA_COLUMNS
 from mailevents_server.query.model import Predicate, Query
-from mailevents_server.store import postgres_sql
+from mailevents_server.store import postgres_partitions, postgres_sql
 from mailevents_server.store.postgres import PostgresStore, split_url
 from mailevents_server.store.postgres_schema import MIGRATIONS
 
@@ -64,7 +64,7 @@ async def partition_names(url: str) -> dict[str, int]:
     """Each range partition of events with its row count, and DEFAULT's."""
     conn = await asyncpg.connect(url)
     try:
-        names = [p[0] for p in await PostgresStore.partitions(conn)] + ["events_default"]
+        names = [p[0] for p in await postgres_partitions.existing(conn)] + ["events_default"]
         return {n: int(await conn.fetchval(f"SELECT count(*) FROM {n}")) for n in names}
     finally:
         await conn.close()
@@ -131,10 +131,10 @@ async def test_partitions_ahead_on_demand_and_default(url: str) -> None:
         assert names["events_default"] == 1  # too far off: no partition made for it
 
         # A partition made later for DEFAULT's rows takes them over.
-        start, end = store.period(far_past * 1_000_000)
+        start, end = store.partitions.period(far_past * 1_000_000)
         async with asyncpg.create_pool(url, min_size=1, max_size=1) as pool:
             async with pool.acquire() as conn:
-                assert await store.create_partition(conn, start, end)
+                assert await store.partitions.create(conn, start, end)
         names = await partition_names(url)
         assert names["events_default"] == 0 and names["events_p199005"] == 1
         row = await store.get(tenant, event_id="ancient")

@@ -26,7 +26,7 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents_server.ingest import prepare
 from mailevents_server.query.fields import BY_NAME
 from mailevents_server.query.model import Predicate, Query
-from mailevents_server.store import sqlite_sql, sqlite_writer
+from mailevents_server.store import sqlite_sql, sqlite_statistics
 from mailevents_server.store.sqlite import SQLiteStore
 from mailevents_server.store.sqlite_schema import MIGRATIONS
 
@@ -86,8 +86,8 @@ def _copy(filled: str, *, analyzed: bool) -> sqlite3.Connection:
     with sqlite3.connect(filled) as source:
         source.backup(conn)
     conn.execute("DROP TABLE IF EXISTS sqlite_stat1")
-    if analyzed:  # as the store makes them (sqlite_writer.refresh_statistics)
-        conn.execute(f"PRAGMA analysis_limit = {sqlite_writer.ANALYSIS_LIMIT}")
+    if analyzed:  # as the store makes them (sqlite_statistics.refresh_statistics)
+        conn.execute(f"PRAGMA analysis_limit = {sqlite_statistics.ANALYSIS_LIMIT}")
         conn.execute("ANALYZE")
         assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] > 0
     return conn
@@ -434,7 +434,7 @@ async def test_a_store_that_grows_gets_statistics_without_reopening(tmp_path: Pa
     try:
         tenant = await store.create_key("acme", "h")
         for part in range(3):
-            ready, _ = prepare(_events(sqlite_writer.ANALYZE_FROM_ROWS // 2, f"g{part}"))
+            ready, _ = prepare(_events(sqlite_statistics.ANALYZE_FROM_ROWS // 2, f"g{part}"))
             await store.write(tenant, ready)
         await store.write(tenant, prepare(_events(1, "last"))[0])  # after the refresh
         for _ in range(100):
@@ -451,7 +451,7 @@ async def test_opening_completes_the_planner_statistics(tmp_path: Path) -> None:
     when the store opens, and a store grown past ANALYZE_FROM_ROWS without any
     gets them; a small one is left alone."""
     path = str(tmp_path / "old.db")
-    await _store_with_events(path, sqlite_writer.ANALYZE_FROM_ROWS + 500)
+    await _store_with_events(path, sqlite_statistics.ANALYZE_FROM_ROWS + 500)
     with sqlite3.connect(path) as conn:
         conn.execute("DROP INDEX events_type_name")
         conn.execute("PRAGMA user_version = 1")

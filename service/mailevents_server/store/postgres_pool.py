@@ -1,4 +1,5 @@
-"""The PostgreSQL store's pool as calls use it: every wait bounded by the call's deadline.
+"""The PostgreSQL store's connection pools: how they are made and closed, and the
+pool as calls use it, every wait bounded by the call's deadline.
 
 Without a bound, a call meets a stalled database (a lock held by someone
 else, a server that accepts connections but does not answer, a pool whose
@@ -11,11 +12,46 @@ query on the server, so the connection stays usable.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
 from mailevents_server import faults
+
+log = logging.getLogger(__name__)
+
+#: Session settings for every connection: JIT compiles long queries for tens of
+#: milliseconds, a loss for the short indexed queries this service runs.
+SESSION = {"jit": "off", "application_name": "mailevents"}
+#: How long closing waits for connections still in use before cutting them.
+CLOSE_SECONDS = 5.0
+
+
+async def create(url: str, size: int, settings: dict[str, str] = SESSION) -> asyncpg.Pool:
+    """A pool of up to `size` connections with the session `settings`."""
+    return await asyncpg.create_pool(
+        url,
+        # No floor: asyncpg would restore it in the background after the
+        # server restarts, logging a traceback for every failed attempt.
+        min_size=0,
+        max_size=size,
+        server_settings=settings,
+    )
+
+
+async def close(pools: Iterable[asyncpg.Pool | None]) -> None:
+    """Close each pool, cutting connections still busy after CLOSE_SECONDS."""
+    for pool in pools:
+        if pool is not None:
+            try:
+                # Waits for connections still in use by calls being cancelled.
+                await asyncio.wait_for(pool.close(), CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning("connections still busy after %ss; terminating them", CLOSE_SECONDS)
+                pool.terminate()
 
 
 class BoundedPool:

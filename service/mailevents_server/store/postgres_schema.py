@@ -1,4 +1,4 @@
-"""PostgreSQL schema migrations, applied in order under an advisory lock.
+"""PostgreSQL schema migrations, applied in order under an advisory lock (`migrate`).
 
 Migrations are history: never edit one that has shipped, append a new one.
 `mev_schema.version` records how many ran.
@@ -37,6 +37,19 @@ Shape, and why:
 """
 
 from __future__ import annotations
+
+import logging
+import secrets
+
+import asyncpg
+
+from mailevents_server.store import postgres_citus
+
+log = logging.getLogger(__name__)
+
+#: Advisory lock key (64-bit, per database) for schema migrations, so that
+#: replicas that start together migrate once.
+MIGRATE_LOCK = 0x6D65_7631_0001
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: tenants, keys, events, dedup keys, commit position
@@ -148,3 +161,40 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX event_keys_ts;
     """,
 )
+
+
+async def migrate(conn: asyncpg.Connection) -> bool:
+    """Bring the schema up to date (and the Citus layout, on Citus); returns whether
+    the database is a Citus coordinator."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS mev_schema (version integer NOT NULL)")
+        citus = await postgres_citus.has_citus(conn)
+        async with conn.transaction():
+            if citus:
+                # DDL after writes to reference tables in one transaction:
+                # Citus then needs one connection per worker throughout.
+                await conn.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+            version = await conn.fetchval("SELECT version FROM mev_schema")
+            if version is None:
+                await conn.execute("INSERT INTO mev_schema (version) VALUES (0)")
+                version = 0
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"the database has schema version {version}, newer than this "
+                    f"mailevents ({len(MIGRATIONS)}); upgrade mailevents"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                log.info("applying PostgreSQL schema migration %d", number)
+                await conn.execute(script)
+                await conn.execute("UPDATE mev_schema SET version = $1", number)
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('token_secret', $1) "
+                "ON CONFLICT (key) DO NOTHING",
+                secrets.token_bytes(32),
+            )
+        if citus:
+            await postgres_citus.make_layout(conn)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+    return citus

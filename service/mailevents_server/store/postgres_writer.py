@@ -16,7 +16,8 @@ In a process, each tenant has its own group-commit lane (a queue and a
 task, as in the SQLite writer: whatever a tenant's callers queue during a
 commit goes into its next one); lanes share a small pool of connections, so
 a tenant whose commit waits (on another replica's transaction, say) holds up
-one connection, not the other tenants.
+one connection, not the other tenants. Those connections are a pool of
+their own (`open_pool`), the one the store's `synchronous` option applies to.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mailevents_server import faults, wire
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.metrics import Metrics
 from mailevents_server.query.fields import DATA_COLUMNS
+from mailevents_server.store import postgres_pool
 from mailevents_server.store import postgres_sql as sql
 from mailevents_server.store.base import Outcome, WriteResult
 from mailevents_server.store.group_commit import WriteQueue, WriteRequest, run_writer, submit
@@ -53,6 +55,15 @@ LOCK_POSITION = (
 
 Prepare = Callable[[asyncpg.Connection, list[WriteRequest]], Awaitable[None]]
 Committed = Callable[[int, int], None]
+
+
+async def open_pool(url: str, *, size: int, synchronous: str) -> asyncpg.Pool:
+    """The writers' connections: the session settings, with synchronous_commit off
+    when `synchronous` is "OFF" or "NORMAL" (bulk loads, like SQLite's PRAGMA)."""
+    writer_settings = dict(postgres_pool.SESSION)
+    if synchronous.upper() in ("OFF", "NORMAL"):
+        writer_settings["synchronous_commit"] = "off"
+    return await postgres_pool.create(url, size, writer_settings)
 
 
 def notify_payload(tenant_id: int, position: int) -> str:

@@ -4,7 +4,8 @@ One writer connection commits batched transactions (many callers' batches per
 commit, each caller awaiting its own result); readers have their own
 connections and never block it. Each stream gets a dedicated connection so a
 long export does not hold up short queries, and the next batch is read while
-the current one is being sent.
+the current one is being sent. The writer's thread and transactions are in
+sqlite_writer, the planner statistics' upkeep in sqlite_statistics.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Row, Store, Wri
 from mailevents_server.store.commits import CommitHub
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
 from mailevents_server.store.group_commit import run_writer, submit
+from mailevents_server.store.sqlite_statistics import Statistics
 from mailevents_server.store.sqlite_writer import DELETE_BATCH, DeleteRequest, Writer
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,9 @@ class SQLiteStore(Store):
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._next_id = 1
-        #: The id from which the planner's statistics are checked again.
-        self._check_statistics_at = 0
-        self._statistics_task: asyncio.Task[None] | None = None
+        self._statistics = Statistics(
+            self._require_writer, lambda: self._next_id, lambda: self.metrics
+        )
         self._commits = CommitHub()
         self._secret: bytes | None = None
         self.open_streams = 0
@@ -71,7 +73,7 @@ class SQLiteStore(Store):
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
             self._next_id = await self._writer.run(sqlite_writer.highest_id) + 1
-            await self._check_statistics()
+            await self._statistics.check()
         except BaseException:
             await self._writer.close()
             self._writer = None
@@ -88,8 +90,7 @@ class SQLiteStore(Store):
             await self._queue.put(None)  # drains what was queued before it
             await self._writer_task
             self._writer_task = None
-        if self._statistics_task is not None:
-            await asyncio.gather(self._statistics_task, return_exceptions=True)
+        await self._statistics.wait()
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
@@ -273,31 +274,8 @@ class SQLiteStore(Store):
         results, self._next_id = await self._require_writer().run(
             sqlite_writer.commit, batch, self._next_id
         )
-        if self._next_id >= self._check_statistics_at and self._statistics_task is None:
-            self._statistics_task = asyncio.create_task(self._refresh_statistics())
+        self._statistics.committed()
         return results
-
-    async def _check_statistics(self) -> None:
-        """`refresh_statistics`, and when to check again."""
-        check = await self._require_writer().run(sqlite_writer.refresh_statistics)
-        if check.analyzed:
-            log.info("refreshed the query planner's statistics (%d events)", check.rows)
-            self.metrics.statistics_refreshes.inc()
-        self._check_statistics_at = self._next_id + sqlite_writer.next_check_after(check.rows)
-
-    async def _refresh_statistics(self) -> None:
-        """Keep the planner's statistics as fresh while running as at open.
-
-        Runs on the writer's thread between two commits (its executor takes
-        one job at a time), after this commit's callers have their answer.
-        """
-        try:
-            await self._check_statistics()
-        except Exception as exc:
-            faults.log_failure(log, "refreshing the query planner's statistics failed", exc)
-            self._check_statistics_at = self._next_id + sqlite_writer.ANALYZE_FROM_ROWS
-        finally:
-            self._statistics_task = None
 
     async def _reload_next_id(self) -> None:
         with contextlib.suppress(Exception):

@@ -90,7 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
     # the other per-mailing lookups: without it, such a filter read every event
     # of the tenant (~230 ms a request on 1M events). Statistics from before
     # it are incomplete; the store refreshes them after migrating
-    # (sqlite_writer.refresh_statistics).
+    # (sqlite_statistics.refresh_statistics).
     """
     CREATE INDEX events_type_name ON events(tenant_id, type_name);
     """,

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from mailevents_server import wire
 from mailevents_server.query.fields import DATA_COLUMNS
@@ -106,7 +106,7 @@ class Writer:
         return await loop.run_in_executor(self._executor, functools.partial(fn, self._conn, *args))
 
     async def close(self) -> None:
-        # No PRAGMA optimize: statistics follow refresh_statistics's rules.
+        # No PRAGMA optimize: statistics follow sqlite_statistics's rules.
         try:
             await self.run(sqlite3.Connection.close)
         finally:
@@ -152,61 +152,6 @@ def migrate(conn: sqlite3.Connection, path: str, log: Callable[[str], None]) -> 
         )
 
     transaction(conn, work)
-
-
-#: ANALYZE reads about this many rows per index: approximate statistics, made
-#: in a fraction of a second whatever the size (0.5 s on 1M events).
-ANALYSIS_LIMIT = 1000
-#: Below this many events any plan is fast, and statistics are not made.
-ANALYZE_FROM_ROWS = 10_000
-
-
-class StatisticsCheck(NamedTuple):
-    """What `refresh_statistics` found and did."""
-
-    analyzed: bool  # it ran ANALYZE
-    rows: int  # events in the store
-
-
-def refresh_statistics(conn: sqlite3.Connection) -> StatisticsCheck:
-    """ANALYZE when the planner's statistics are missing, incomplete or stale.
-
-    SQLite picks the plans our indexes are made for when it has statistics
-    for every index (tests/test_query_plans.py checks the shapes). With some
-    missing, e.g. for an index a migration added after an ANALYZE, it took a
-    new index for a whole-tenant read and sorted every event; with none, it
-    reads a rare bulk_email_id's events by scanning time order. So: complete
-    statistics, refreshed when the store has grown (or shrunk) ten times since
-    they were made. The store checks at open, and again whenever its ids have
-    advanced far enough for that to have happened (`next_check_after`).
-    """
-    rows = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-    indexes = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
-        )
-    }
-    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
-    analyzed: dict[str, int] = {}
-    if has_table:
-        for index, stat in conn.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'"):
-            analyzed[str(index)] = int(str(stat).split()[0])
-    if not analyzed and rows < ANALYZE_FROM_ROWS:
-        return StatisticsCheck(False, rows)
-    counted = max(analyzed.values(), default=0)
-    fresh = indexes <= analyzed.keys() and counted * 10 >= rows and rows * 10 >= counted
-    if fresh:
-        return StatisticsCheck(False, rows)
-    conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
-    conn.execute("ANALYZE")
-    return StatisticsCheck(True, rows)
-
-
-def next_check_after(rows: int) -> int:
-    """How many new ids may be given before the store could have grown enough for
-    `refresh_statistics` to act: to ANALYZE_FROM_ROWS events, or ten times."""
-    return max(ANALYZE_FROM_ROWS, rows * 10) - rows
 
 
 def highest_id(conn: sqlite3.Connection) -> int:
