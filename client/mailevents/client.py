@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from mailevents.connection import DEFAULT_ADDRESS, SERVICE_NAME, Connection
-from mailevents.errors import MailEventsError
+from mailevents.errors import MailEventsError, mapped_rpc_errors
 from mailevents.ingest_stream import Batches, IngestStream
 from mailevents.query import group_by_value
 from mailevents.retry import Retries, RetryNotice, RetryPolicy
@@ -138,11 +138,11 @@ class MailEventsClient(StreamingCalls):
         retries = self._retries() if retry else None
         while True:
             try:
-                response = await method(request, metadata=self._metadata, timeout=self.timeout)
-            except grpc.aio.AioRpcError as exc:
-                error = MailEventsError.from_rpc_error(exc)
+                with mapped_rpc_errors():
+                    response = await method(request, metadata=self._metadata, timeout=self.timeout)
+            except MailEventsError as error:
                 if retries is None or not await retries.wait(error, reached=self._reached):
-                    raise error from exc
+                    raise
                 continue
             self._reached = True
             return response
@@ -248,12 +248,10 @@ class MailEventsClient(StreamingCalls):
         """IngestMessageEvents with a request already serialized (say, by a worker
         process that converted a webhook body), sent once: the caller decides
         what a failure means for its own sender."""
-        try:
+        with mapped_rpc_errors():
             response: pb.IngestMessageEventsResponse = await self._connection.raw_ingest(
                 request, metadata=self._metadata, timeout=self.timeout
             )
-        except grpc.aio.AioRpcError as exc:
-            raise MailEventsError.from_rpc_error(exc) from exc
         self._reached = True
         return response
 
@@ -263,10 +261,8 @@ class MailEventsClient(StreamingCalls):
         Asked without an API key, as orchestrators and readiness probes do.
         """
         request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
-        try:
+        with mapped_rpc_errors():
             answer = await self._connection.health.Check(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise MailEventsError.from_rpc_error(exc) from exc
         status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
         return status
 

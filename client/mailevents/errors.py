@@ -9,12 +9,15 @@ that.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-__all__ = ["MailEventsError"]
+__all__ = ["MailEventsError", "mapped_rpc_errors"]
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -65,6 +68,16 @@ class MailEventsError(Exception):
                 detail.Unpack(retry)
                 retry_delay = retry.retry_delay.ToNanoseconds() / 1e9
         return cls(error.code(), error.details() or "", violations, reason, domain, retry_delay)
+
+
+@contextlib.contextmanager
+def mapped_rpc_errors() -> Iterator[None]:
+    """Raise a failed call inside the block as `MailEventsError`: the one place
+    where the client turns grpc.aio's `AioRpcError` into its own error."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise MailEventsError.from_rpc_error(exc) from exc
 
 
 def _status_details(error: grpc.aio.AioRpcError) -> list[AnyProto]:

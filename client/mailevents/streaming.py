@@ -18,7 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from mailevents.connection import Connection
-from mailevents.errors import MailEventsError
+from mailevents.errors import MailEventsError, mapped_rpc_errors
 from mailevents.retry import Retries, resuming
 from mailevents.v1 import message_event_service_pb2 as pb
 from mailevents.v1.message_event_pb2 import MessageEvent
@@ -153,11 +153,10 @@ class StreamingCalls:
         """
         call = self._connection.raw_search(request, metadata=self._metadata, timeout=self.timeout)
         try:
-            async for data in call:
-                self._reached = True
-                yield data
-        except grpc.aio.AioRpcError as exc:
-            raise MailEventsError.from_rpc_error(exc) from exc
+            with mapped_rpc_errors():
+                async for data in call:
+                    self._reached = True
+                    yield data
         finally:
             call.cancel()
 
@@ -235,26 +234,25 @@ class StreamingCalls:
             nonlocal delivered
             call = self._connection.stub.WatchMessageEvents(request, metadata=self._metadata)
             try:
-                while True:
-                    try:
-                        async with asyncio.timeout(wait):
-                            response = await call.read()
-                    except TimeoutError:
-                        # Heartbeats stopped: the connection is dead, whatever TCP thinks.
-                        raise MailEventsError(
-                            grpc.StatusCode.UNAVAILABLE,
-                            f"no message or heartbeat from {self.address} within {wait:g}s",
-                        ) from None
-                    if response is grpc.aio.EOF:
-                        return
-                    self._reached = True
-                    request.resume_token = response.resume_token
-                    if max_events:
-                        delivered += len(response.events)
-                        request.max_events = max(1, max_events - delivered)
-                    yield response
-            except grpc.aio.AioRpcError as exc:
-                raise MailEventsError.from_rpc_error(exc) from exc
+                with mapped_rpc_errors():
+                    while True:
+                        try:
+                            async with asyncio.timeout(wait):
+                                response = await call.read()
+                        except TimeoutError:
+                            # Heartbeats stopped: the connection is dead, whatever TCP thinks.
+                            raise MailEventsError(
+                                grpc.StatusCode.UNAVAILABLE,
+                                f"no message or heartbeat from {self.address} within {wait:g}s",
+                            ) from None
+                        if response is grpc.aio.EOF:
+                            return
+                        self._reached = True
+                        request.resume_token = response.resume_token
+                        if max_events:
+                            delivered += len(response.events)
+                            request.max_events = max(1, max_events - delivered)
+                        yield response
             finally:
                 call.cancel()
 
