@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
-from mailevents_server.ingest.receivers import add_webhook_routes, through_service
-from mailevents_server.ingest.sinks import Sink
 from mailevents_server.metrics import Metrics
 from mailevents_server.workers import Workers, owned_by
 
@@ -24,6 +23,9 @@ from .client import CLIENT_KEY, ShimClient
 from .jsonbody import json_response
 from .observe import DIALECTS_KEY, METRICS_KEY, name_routes, observe
 from .refusals import RefusalLogger
+
+if TYPE_CHECKING:
+    from mailevents_server.ingest.sinks import Sink
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,10 @@ async def start_rest(
     """
     app = create_app(channel, workers, metrics=metrics, checks=checks, started=started)
     if webhooks:
+        # Imported here: the receivers use the shim's metrics key (rest.observe),
+        # so a module-level import would be a cycle.
+        from mailevents_server.ingest.receivers import add_webhook_routes, through_service
+
         sink = webhook_sink or through_service(channel, app[CLIENT_KEY].workers)
         add_webhook_routes(app, sink)
         for resource in app.router.resources():
