@@ -414,9 +414,19 @@ class PostgresStore(Store):
             raise faults.StoreClosed("store is closed")
         return await self._writers.write(tenant_id, events)
 
-    async def _prepare_write(self, conn: asyncpg.Connection, batch: list[_WriteRequest]) -> None:
-        """Before a commit's transaction: create the partitions its events need."""
-        await self._ensure_partitions(conn, (ev.columns[_TS] for req in batch for ev in req.events))
+    async def _prepare_write(
+        self, conn: asyncpg.Connection, batch: list[_WriteRequest]
+    ) -> int | None:
+        """Before a commit's transaction: create the partitions its events need.
+
+        Returns the DDL lock when some event still has none: the commit holds
+        it shared, so that no ATTACH commits between routing such an event to
+        DEFAULT and storing it there (the row would violate DEFAULT's narrowed
+        partition constraint, and the commit fail).
+        """
+        stamps = [ev.columns[_TS] for req in batch for ev in req.events]
+        await self._ensure_partitions(conn, stamps)
+        return None if all(self._covered(ts) for ts in stamps) else DDL_LOCK
 
     # -- partitions ----------------------------------------------------------
 
@@ -474,11 +484,16 @@ class PostgresStore(Store):
         plus a short ACCESS EXCLUSIVE on the DEFAULT partition; a lock timeout
         makes it give up rather than queue readers behind it. Returns whether
         a partition was created.
+
+        The DDL lock itself is waited for, without that timeout: another
+        replica holding it may be attaching this very period, and an event
+        sent to DEFAULT meanwhile fails ("violates partition constraint")
+        when that ATTACH commits; after the wait, the partition is there.
         """
         try:
             async with conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK)
+                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
                 existing = await self.partitions(conn)
                 for _, lo, hi in existing:
                     if lo <= start and end <= hi:

@@ -51,7 +51,9 @@ LOCK_POSITION = (
     "RETURNING last_id"
 )
 
-Prepare = Callable[[asyncpg.Connection, list[WriteRequest]], Awaitable[None]]
+#: Runs before a commit's transaction; returns an advisory lock for the commit to
+#: hold shared, or None.
+Prepare = Callable[[asyncpg.Connection, list[WriteRequest]], Awaitable[int | None]]
 Committed = Callable[[int, int], None]
 
 
@@ -158,8 +160,15 @@ class TenantWriters:
 
     async def _commit(self, tenant_id: int, batch: list[WriteRequest]) -> list[list[WriteResult]]:
         async with self._pool.acquire() as conn:
-            await self._prepare(conn, batch)
-            results, position = await commit_tenant(conn, tenant_id, batch)
+            lock = await self._prepare(conn, batch)
+            if lock is None:
+                results, position = await commit_tenant(conn, tenant_id, batch)
+            else:
+                # Held over the whole transaction; should the commit fail, the
+                # pool's reset of the connection (pg_advisory_unlock_all) lets go.
+                await conn.execute("SELECT pg_advisory_lock_shared($1)", lock)
+                results, position = await commit_tenant(conn, tenant_id, batch)
+                await conn.execute("SELECT pg_advisory_unlock_shared($1)", lock)
         self._committed(tenant_id, position)
         return results
 
