@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -373,6 +374,31 @@ async def test_commits_wake_waiters_on_other_replicas(url: str) -> None:
     finally:
         await writer.close()
         await watcher.close()
+
+
+async def test_commits_in_another_schema_wake_no_waiter(url: str) -> None:
+    """NOTIFY's channel is the database's: a deployment in another schema of it
+    (another test's, on Citus), with the same tenant ids, must not wake ours."""
+    elsewhere = f"elsewhere_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"CREATE SCHEMA {elsewhere}")
+    watcher = PostgresStore(url)
+    neighbour = PostgresStore(with_options(url.split("?")[0], f"search_path={elsewhere}"))
+    await watcher.open()
+    await neighbour.open()
+    try:
+        tenant = await watcher.create_key("acme", "h")
+        assert await neighbour.create_key("acme", "h") == tenant
+        waiting = asyncio.create_task(watcher.wait_for_commit(tenant, 0, 30))
+        await neighbour.write(tenant, prepare([event("theirs")])[0])
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        waiting.cancel()
+    finally:
+        await neighbour.close()
+        await watcher.close()
+        await admin.execute(f"DROP SCHEMA {elsewhere} CASCADE")
+        await admin.close()
 
 
 # -- text PostgreSQL cannot hold ----------------------------------------------------------

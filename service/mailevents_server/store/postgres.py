@@ -16,8 +16,8 @@ Several service replicas can share one database. What keeps them correct:
   on demand before a write whose events fall outside them; DDL takes short
   lock timeouts and is best effort, because the DEFAULT partition takes any
   event that has no partition yet.
-- Every commit NOTIFYs `mailevents_commits` with the tenant and its new
-  position, so live tails on other replicas wake without polling.
+- Every commit NOTIFYs `mailevents_commits` with its schema, the tenant and
+  its new position, so live tails on other replicas wake without polling.
 - On a database with the `citus` extension the layout is made at start
   (postgres_citus): reference tables for what every query needs, the rest
   distributed by `tenant_id` and co-located.
@@ -218,6 +218,7 @@ class PostgresStore(Store):
         self._secret: bytes | None = None
         self._commits = TenantCommits()
         self._listener_task: asyncio.Task[None] | None = None
+        self._schema = ""  # where our tables are: commits of others are not ours
         self.icu = sql.DEFAULT_ICU
         self.open_streams = 0
 
@@ -778,6 +779,7 @@ class PostgresStore(Store):
             try:
                 conn = await self._connect()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                self._schema = str(await conn.fetchval("SELECT current_schema()"))
                 await conn.add_listener(CHANNEL, self._heard)
                 # Commits made while we were not listening, of the tenants followed here.
                 for tenant_id, position in await conn.fetch(
@@ -806,7 +808,7 @@ class PostgresStore(Store):
                         await asyncio.shield(conn.close(timeout=2))
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        parsed = parse_payload(payload)
+        parsed = parse_payload(payload, self._schema)
         if parsed is not None:
             self._commits.publish(*parsed)
 

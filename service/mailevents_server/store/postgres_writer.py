@@ -61,11 +61,14 @@ def notify_payload(tenant_id: int, position: int) -> str:
     return f"{tenant_id}:{position}"
 
 
-def parse_payload(payload: str) -> tuple[int, int] | None:
-    """(tenant, position) from a NOTIFY payload; None for anything else."""
-    tenant, sep, position = payload.partition(":")
-    if not sep:
+def parse_payload(payload: str, schema: str) -> tuple[int, int] | None:
+    """(tenant, position) from the NOTIFY payload of a commit in `schema`; None for
+    anything else (the channel is the database's: deployments in other schemas
+    of it, with the same tenant ids, notify it too)."""
+    parts = payload.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != schema:
         return None
+    tenant, position = parts[1:]
     try:
         return int(tenant), int(position)
     except ValueError:
@@ -118,7 +121,9 @@ async def commit_tenant(
                 next_id - 1,
             )
             await conn.execute(
-                "SELECT pg_notify($1, $2)", CHANNEL, notify_payload(tenant_id, next_id - 1)
+                "SELECT pg_notify($1, current_schema() || ':' || $2)",
+                CHANNEL,
+                notify_payload(tenant_id, next_id - 1),
             )
     return all_results, next_id - 1
 
