@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from mailevents_server.query.fields import BY_NAME, DATA_COLUMNS
 from mailevents_server.query.model import Predicate, Query
 from mailevents_server.store import postgres_partitions, postgres_sql
 from mailevents_server.store.postgres import PostgresStore, split_url
+from mailevents_server.store.postgres_partitions import DDL_LOCK
 from mailevents_server.store.postgres_schema import MIGRATIONS
 
 pytestmark = pytest.mark.postgres
@@ -153,6 +155,86 @@ async def test_daily_partitions(url: str) -> None:
         assert f"events_p{today.year:04d}{today.month:02d}{today.day:02d}" in names
         assert len(names) == 1 + 2
     finally:
+        await store.close()
+
+
+async def attach_as_another_replica(
+    conn: asyncpg.Connection, name: str, start: int, end: int
+) -> None:
+    """What a replica's create_partition does, in the caller's open transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK)
+    await conn.execute(
+        f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    )
+    await conn.execute(
+        f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ({start}) TO ({end})"
+    )
+
+
+async def test_a_write_waits_for_another_replicas_partition_ddl(url: str) -> None:
+    """Another replica is attaching the partition a write needs: the write must
+    not give up on it and go to DEFAULT, whose partition constraint that attach
+    is narrowing (PostgreSQL rejects such a row: "violates partition
+    constraint"); it waits for the attach and lands in the new partition."""
+    store = PostgresStore(url, lock_timeout_ms=100)
+    await store.open()
+    other = await asyncpg.connect(url)  # the other replica, mid-DDL
+    try:
+        tenant = await store.create_key("acme", "h")
+        start, end = store.partitions.period(seconds(2024, 2) * 1_000_000)
+        ready, _ = prepare([event("during-attach", ts=seconds(2024, 2))])
+        async with other.transaction():
+            await attach_as_another_replica(other, "events_p202402", start, end)
+            writing = asyncio.create_task(store.write(tenant, ready))
+            await asyncio.sleep(2)  # far beyond the lock timeout: the write is waiting
+            assert not writing.done()
+        await asyncio.wait_for(writing, 30)
+        assert (await partition_names(url))["events_p202402"] == 1
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_write_to_default_is_not_undercut_by_an_attach(url: str) -> None:
+    """A write whose own partition could not be made now (a reader holds
+    DEFAULT) sends its event to DEFAULT; another replica attaching that period
+    meanwhile waits for the commit, or the commit for it: never does the ATTACH
+    commit between the routing and the row."""
+    store = PostgresStore(url, lock_timeout_ms=100)
+    await store.open()
+    reader, other = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        tenant = await store.create_key("acme", "h")
+        start, end = store.partitions.period(seconds(2024, 3) * 1_000_000)
+        ready, _ = prepare([event("beside-attach", ts=seconds(2024, 3))])
+        reading = reader.transaction()
+        await reading.start()
+        await reader.fetchval("SELECT count(*) FROM events_default")  # ATTACH must wait
+        prepared, attached = asyncio.Event(), asyncio.Event()
+        assert store._writers is not None
+        original = store._writers._prepare
+
+        async def prepare_then_pause(conn: asyncpg.Connection, batch: list[object]) -> object:
+            lock = await original(conn, batch)  # type: ignore[arg-type]
+            prepared.set()
+            await attached.wait()
+            return lock
+
+        store._writers._prepare = prepare_then_pause  # type: ignore[assignment]
+        writing = asyncio.create_task(store.write(tenant, ready))
+        await asyncio.wait_for(prepared.wait(), 30)
+        assert "events_p202403" not in await partition_names(url)  # gave up: DEFAULT
+        await reading.rollback()
+        async with other.transaction():
+            await attach_as_another_replica(other, "events_p202403", start, end)
+            attached.set()
+            await asyncio.sleep(2)  # the commit is waiting
+            assert not writing.done()
+        await asyncio.wait_for(writing, 30)
+        assert (await partition_names(url))["events_p202403"] == 1
+    finally:
+        await reader.close()
+        await other.close()
         await store.close()
 
 
@@ -293,6 +375,31 @@ async def test_commits_wake_waiters_on_other_replicas(url: str) -> None:
     finally:
         await writer.close()
         await watcher.close()
+
+
+async def test_commits_in_another_schema_wake_no_waiter(url: str) -> None:
+    """NOTIFY's channel is the database's: a deployment in another schema of it
+    (another test's, on Citus), with the same tenant ids, must not wake ours."""
+    elsewhere = f"elsewhere_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"CREATE SCHEMA {elsewhere}")
+    watcher = PostgresStore(url)
+    neighbour = PostgresStore(with_options(url.split("?")[0], f"search_path={elsewhere}"))
+    await watcher.open()
+    await neighbour.open()
+    try:
+        tenant = await watcher.create_key("acme", "h")
+        assert await neighbour.create_key("acme", "h") == tenant
+        waiting = asyncio.create_task(watcher.wait_for_commit(tenant, 0, 30))
+        await neighbour.write(tenant, prepare([event("theirs")])[0])
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        waiting.cancel()
+    finally:
+        await neighbour.close()
+        await watcher.close()
+        await admin.execute(f"DROP SCHEMA {elsewhere} CASCADE")
+        await admin.close()
 
 
 # -- text PostgreSQL cannot hold ----------------------------------------------------------

@@ -12,7 +12,7 @@ tasks below) and the reads; each other concern has a module of its own:
   inserted in the same transaction as the event; under the tenant's lock the
   existing keys are read first, so a duplicate is reported with the id it
   was stored under.
-- postgres_listen: every commit NOTIFYs `mailevents_commits` with the tenant
+- postgres_listen: every commit NOTIFYs `mailevents_commits` with its schema, the tenant
   and its new position, so live tails on other replicas wake without polling.
 - postgres_partitions: partitions are created ahead by a maintenance task and
   on demand before a write whose events fall outside them; retention drops

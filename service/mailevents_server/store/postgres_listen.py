@@ -1,7 +1,7 @@
 """Hearing every replica's commits: LISTEN on the channel the writer NOTIFYs.
 
-Every commit (postgres_writer) NOTIFYs `mailevents_commits` with the tenant
-and its new position, so live tails on other replicas wake without polling.
+Every commit (postgres_writer) NOTIFYs `mailevents_commits` with its schema,
+the tenant and its new position, so live tails on other replicas wake without polling.
 One connection per store listens and publishes what it hears to the store's
 `TenantCommits`, where the waiters are. It is apart from the writer, which
 only sends, because it is the other end: a connection of its own, kept for
@@ -33,6 +33,9 @@ class CommitListener:
         self._connect = connect
         self._commits = commits
         self._task: asyncio.Task[None] | None = None
+        #: Where our tables are: the channel is the database's, and deployments in
+        #: other schemas of it (with the same tenant ids) notify it too.
+        self._schema = ""
 
     async def start(self) -> None:
         """Listen, returning once the first connection listens (or raising why it cannot)."""
@@ -60,6 +63,7 @@ class CommitListener:
             try:
                 conn = await self._connect()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                self._schema = str(await conn.fetchval("SELECT current_schema()"))
                 await conn.add_listener(CHANNEL, self._heard)
                 # Commits made while we were not listening, of the tenants followed here.
                 for tenant_id, position in await conn.fetch(
@@ -88,6 +92,6 @@ class CommitListener:
                         await asyncio.shield(conn.close(timeout=2))
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        parsed = parse_payload(payload)
+        parsed = parse_payload(payload, self._schema)
         if parsed is not None:
             self._commits.publish(*parsed)

@@ -119,9 +119,17 @@ class Partitions:
 
     # -- creating ------------------------------------------------------------
 
-    async def before_write(self, conn: asyncpg.Connection, batch: list[WriteRequest]) -> None:
-        """Before a commit's transaction: create the partitions its events need."""
-        await self.ensure(conn, (ev.columns[TS] for req in batch for ev in req.events))
+    async def before_write(self, conn: asyncpg.Connection, batch: list[WriteRequest]) -> int | None:
+        """Before a commit's transaction: create the partitions its events need.
+
+        Returns the DDL lock when some event still has none: the commit holds
+        it shared, so that no ATTACH commits between routing such an event to
+        DEFAULT and storing it there (the row would violate DEFAULT's narrowed
+        partition constraint, and the commit fail).
+        """
+        stamps = [ev.columns[TS] for req in batch for ev in req.events]
+        await self.ensure(conn, stamps)
+        return None if all(self._covered(ts) for ts in stamps) else DDL_LOCK
 
     async def ensure(self, conn: asyncpg.Connection, stamps: Iterable[int]) -> None:
         """Create the partitions a write needs, best effort, before its transaction."""
@@ -148,11 +156,16 @@ class Partitions:
         plus a short ACCESS EXCLUSIVE on the DEFAULT partition; a lock timeout
         makes it give up rather than queue readers behind it. Returns whether
         a partition was created.
+
+        The DDL lock itself is waited for, without that timeout: another
+        replica holding it may be attaching this very period, and an event
+        sent to DEFAULT meanwhile fails ("violates partition constraint")
+        when that ATTACH commits; after the wait, the partition is there.
         """
         try:
             async with conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK)
+                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
                 found = await existing(conn)
                 for _, lo, hi in found:
                     if lo <= start and end <= hi:

@@ -53,7 +53,9 @@ LOCK_POSITION = (
     "RETURNING last_id"
 )
 
-Prepare = Callable[[asyncpg.Connection, list[WriteRequest]], Awaitable[None]]
+#: Runs before a commit's transaction; returns an advisory lock for the commit to
+#: hold shared, or None.
+Prepare = Callable[[asyncpg.Connection, list[WriteRequest]], Awaitable[int | None]]
 Committed = Callable[[int, int], None]
 
 
@@ -70,11 +72,14 @@ def notify_payload(tenant_id: int, position: int) -> str:
     return f"{tenant_id}:{position}"
 
 
-def parse_payload(payload: str) -> tuple[int, int] | None:
-    """(tenant, position) from a NOTIFY payload; None for anything else."""
-    tenant, sep, position = payload.partition(":")
-    if not sep:
+def parse_payload(payload: str, schema: str) -> tuple[int, int] | None:
+    """(tenant, position) from the NOTIFY payload of a commit in `schema`; None for
+    anything else (the channel is the database's: deployments in other schemas
+    of it, with the same tenant ids, notify it too)."""
+    parts = payload.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != schema:
         return None
+    tenant, position = parts[1:]
     try:
         return int(tenant), int(position)
     except ValueError:
@@ -127,7 +132,9 @@ async def commit_tenant(
                 next_id - 1,
             )
             await conn.execute(
-                "SELECT pg_notify($1, $2)", CHANNEL, notify_payload(tenant_id, next_id - 1)
+                "SELECT pg_notify($1, current_schema() || ':' || $2)",
+                CHANNEL,
+                notify_payload(tenant_id, next_id - 1),
             )
     return all_results, next_id - 1
 
@@ -169,8 +176,15 @@ class TenantWriters:
 
     async def _commit(self, tenant_id: int, batch: list[WriteRequest]) -> list[list[WriteResult]]:
         async with self._pool.acquire() as conn:
-            await self._prepare(conn, batch)
-            results, position = await commit_tenant(conn, tenant_id, batch)
+            lock = await self._prepare(conn, batch)
+            if lock is None:
+                results, position = await commit_tenant(conn, tenant_id, batch)
+            else:
+                # Held over the whole transaction; should the commit fail, the
+                # pool's reset of the connection (pg_advisory_unlock_all) lets go.
+                await conn.execute("SELECT pg_advisory_lock_shared($1)", lock)
+                results, position = await commit_tenant(conn, tenant_id, batch)
+                await conn.execute("SELECT pg_advisory_unlock_shared($1)", lock)
         self._committed(tenant_id, position)
         return results
 
