@@ -256,8 +256,12 @@ class Partitions:
     async def _drop(self, conn: asyncpg.Connection, name: str) -> int:
         try:
             async with conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
+                # Our own DDL lock is waited for (another replica's, or the
+                # maintenance task's, partition creation ends soon, and no
+                # reader queues behind an advisory lock); the lock timeout is
+                # for the table locks of the DETACH, which readers would queue behind.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", DDL_LOCK)
+                await conn.execute(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
                 await conn.execute(f"ALTER TABLE events DETACH PARTITION {name}")
         except asyncpg.LockNotAvailableError:
             log.info("partition %s busy; deleting its rows in batches instead", name)
