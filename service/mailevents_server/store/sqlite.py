@@ -61,12 +61,20 @@ class SQLiteStore(Store):
         self._commits = CommitHub()
         self._secret: bytes | None = None
         self.open_streams = 0
-        self._closing: set[asyncio.Future[None]] = set()
-        self._opening: set[asyncio.Future[aiosqlite.Connection]] = set()
+        #: Every aiosqlite connection this store opened and has not closed yet
+        #: (pooled readers, streams' readers, admin connections).
+        self._connections: set[aiosqlite.Connection] = set()
+        #: Each connection's one close, started once (aiosqlite must not be
+        #: closed twice: the second stop would wait for a thread already gone).
+        self._closes: dict[aiosqlite.Connection, asyncio.Task[None]] = {}
+        #: Opens, closes and pool refills in flight: close() waits for them all.
+        self._background: set[asyncio.Future[Any]] = set()
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
+        self._closed = False
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
@@ -78,40 +86,46 @@ class SQLiteStore(Store):
             raise
         self._commits.publish(self._next_id - 1)
         for _ in range(self._reader_count):
-            conn = await self._connect()
-            self._all_readers.append(conn)
-            self._readers.put_nowait(conn)
+            self._readers.put_nowait(await self._open_connection())
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
+        """Stop the writer, then close every connection this store opened.
+
+        Returns only when each aiosqlite connection is closed and its thread
+        has finished: a query left running (a cancelled caller's, a stream's)
+        would otherwise answer an event loop that is gone ("Event loop is
+        closed" on its thread) and leave its connection to the GC.
+        """
+        self._closed = True
         if self._writer_task is not None:
             await self._queue.put(None)  # drains what was queued before it
             await self._writer_task
             self._writer_task = None
         if self._statistics_task is not None:
             await asyncio.gather(self._statistics_task, return_exceptions=True)
-        for conn in self._all_readers:
-            await conn.close()
-        self._all_readers.clear()
-        # Connections still opening for callers that were cancelled: each is
-        # closed once open. Left behind, its (non-daemon) thread would keep
-        # the process from exiting.
-        while self._opening or self._closing:
-            await asyncio.gather(*self._opening, *self._closing, return_exceptions=True)
-            await asyncio.sleep(0)  # let done-callbacks queue the closes
+        while self._connections or self._background:
+            for conn in list(self._connections):
+                self._close_connection(conn)
+            await asyncio.gather(*self._background, return_exceptions=True)
+        while not self._readers.empty():  # closed: no caller may get one
+            self._readers.get_nowait()
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
 
-    async def _connect_reader(self) -> aiosqlite.Connection:
-        """A new reader connection, even for a caller being cancelled.
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
 
-        Opening runs shielded: if the caller is cancelled meanwhile, the
-        connection is closed once it is open instead of being leaked.
+    async def _open_connection(self, *, reader: bool = True) -> aiosqlite.Connection:
+        """A new connection, opened in a task of its own that close() waits for.
+
+        A caller cancelled meanwhile does not cancel the opening: the
+        connection is closed once open instead of being leaked.
         """
-        opening = asyncio.ensure_future(self._connect())
-        self._opening.add(opening)  # close() waits for it
-        opening.add_done_callback(self._opening.discard)
+        opening = asyncio.ensure_future(self._connect(reader=reader))
+        self._track(opening)
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
@@ -120,26 +134,60 @@ class SQLiteStore(Store):
 
     def _close_when_opened(self, opening: asyncio.Future[aiosqlite.Connection]) -> None:
         if not opening.cancelled() and opening.exception() is None:
-            closing = asyncio.ensure_future(opening.result().close())
-            self._closing.add(closing)  # close() waits for it
-            closing.add_done_callback(self._closing.discard)
+            self._close_connection(opening.result())
 
-    async def _connect(self) -> aiosqlite.Connection:
-        """A reader connection."""
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+    async def _connect(self, *, reader: bool = True) -> aiosqlite.Connection:
+        """A connection (read-only unless `reader` is false), tracked until closed."""
+        conn = aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn  # starts its thread
+        except BaseException:
+            # aiosqlite has queued the thread's stop: wait for the thread to end.
+            await _join(conn)
+            raise
+        self._connections.add(conn)
         try:
             await conn.execute("PRAGMA busy_timeout = 10000")
-            await conn.execute("PRAGMA query_only = 1")
-            await conn.execute("PRAGMA mmap_size = 1073741824")
-            await conn.execute("PRAGMA cache_size = -32768")
-            for name, arity, function in _SQL_FUNCTIONS:
-                await conn.create_function(name, arity, function, deterministic=True)
+            if reader:
+                await conn.execute("PRAGMA query_only = 1")
+                await conn.execute("PRAGMA mmap_size = 1073741824")
+                await conn.execute("PRAGMA cache_size = -32768")
+                for name, arity, function in _SQL_FUNCTIONS:
+                    await conn.create_function(name, arity, function, deterministic=True)
+            if self._closed:
+                raise faults.StoreClosed("store is closed")
         except BaseException:
-            # Cancelled mid-setup (a stream's deadline passed, its client left):
-            # close now, without awaiting, or the connection and its thread leak.
-            conn.stop()
+            await self._close_connection(conn)
             raise
         return conn
+
+    def _close_connection(self, conn: aiosqlite.Connection) -> asyncio.Task[None]:
+        """Close `conn` once, in a task close() waits for; awaiting it is optional.
+
+        aiosqlite queues the close behind whatever the connection's thread is
+        still running (a cancelled caller's query goes on there), so when the
+        task is done no call of that thread is left to reach the event loop.
+        """
+        task = self._closes.get(conn)
+        if task is None:
+            task = asyncio.ensure_future(self._close_and_join(conn))
+            self._closes[conn] = task
+            self._track(task)
+        return task
+
+    async def _close_and_join(self, conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.close()
+        except Exception as exc:
+            faults.log_failure(log, "closing a SQLite reader connection failed", exc)
+        finally:
+            await _join(conn)
+            self._connections.discard(conn)
+            self._closes.pop(conn, None)
+
+    async def _release(self, conn: aiosqlite.Connection) -> None:
+        """Close `conn`; a caller cancelled meanwhile leaves the close to close()."""
+        await asyncio.shield(self._close_connection(conn))
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -150,27 +198,48 @@ class SQLiteStore(Store):
             # A cancelled caller must not leave a long query running on a
             # connection the next caller will wait for. The interrupt would also
             # fail the next caller's statement (the cancelled statement stays
-            # active in the connection's cache), so the connection is replaced.
-            await conn.interrupt()
-            conn = await self._replace_reader(conn)
+            # active in the connection's cache), so the connection is replaced:
+            # closed once its thread is done with the query, and a new one
+            # opened for the pool, both in tasks close() waits for. The
+            # cancelled caller waits for neither.
+            _interrupt(conn)
+            self._close_connection(conn)
+            self._track(asyncio.ensure_future(self._refill()))
             raise
-        finally:
+        except BaseException:
+            self._readers.put_nowait(conn)
+            raise
+        else:
             self._readers.put_nowait(conn)
 
-    async def _replace_reader(self, old: aiosqlite.Connection) -> aiosqlite.Connection:
-        """A new pooled reader in place of `old` (kept if no new one can be opened)."""
+    async def _refill(self) -> None:
+        """One new reader in the pool, in place of one closed after a cancellation."""
+        if self._closed:
+            return
         try:
-            new = await self._connect_reader()
+            conn = await self._connect()
         except Exception as exc:
-            faults.log_failure(log, "could not replace an interrupted reader connection", exc)
-            return old
-        if old not in self._all_readers:  # the store closed meanwhile: keep nothing open
-            await new.close()
-            return old
-        self._all_readers[self._all_readers.index(old)] = new
-        with contextlib.suppress(Exception):
-            await old.close()
-        return new
+            if not self._closed:
+                faults.log_failure(log, "could not replace an interrupted reader connection", exc)
+                # Callers wait for a reader: try again rather than shrink the pool.
+                await asyncio.sleep(1.0)
+                self._track(asyncio.ensure_future(self._refill()))
+            return
+        self._readers.put_nowait(conn)
+
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A short-lived writing connection for rare admin writes (keys).
+
+        Not the event writer's connection: its transactions are the write
+        queue's, and a key created meanwhile would collide with one in flight.
+        SQLite's own lock (with busy_timeout) orders the two.
+        """
+        conn = await self._open_connection(reader=False)
+        try:
+            yield conn
+        finally:
+            await self._release(conn)
 
     # -- tenants and keys --------------------------------------------------
 
@@ -192,21 +261,6 @@ class SQLiteStore(Store):
         ):
             row = await cur.fetchone()
         return int(row[0]) if row else None
-
-    @contextlib.asynccontextmanager
-    async def _admin(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A short-lived writing connection for rare admin writes (keys).
-
-        Not the event writer's connection: its transactions are the write
-        queue's, and a key created meanwhile would collide with one in flight.
-        SQLite's own lock (with busy_timeout) orders the two.
-        """
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
-            yield conn
-        finally:
-            await conn.close()
 
     async def create_key(self, tenant: str, key_hash: str, label: str = "") -> int:
         now = int(time.time() * 1_000_000)
@@ -314,7 +368,7 @@ class SQLiteStore(Store):
         self, query: Query, batch_size: int, limit: int | None = None
     ) -> AsyncIterator[list[Row]]:
         sql, params = sqlite_sql.select(query, limit=limit)
-        conn = await self._connect_reader()
+        conn = await self._open_connection()
         self.open_streams += 1
         prefetch: asyncio.Future[Any] | None = None
         finished = False
@@ -330,15 +384,15 @@ class SQLiteStore(Store):
                 prefetch = asyncio.ensure_future(cursor.fetchmany(batch_size))
                 yield rows
         finally:
+            self.open_streams -= 1
             if not finished:
                 # Cancelled or abandoned: stop SQLite mid-statement, not at the end.
-                await conn.interrupt()
+                _interrupt(conn)
             if prefetch is not None and not prefetch.done():
-                prefetch.cancel()
-                with contextlib.suppress(BaseException):
-                    await prefetch
-            await conn.close()
-            self.open_streams -= 1
+                prefetch.cancel()  # its fetch goes on on the thread: the close waits for it
+                prefetch.add_done_callback(_retrieve)
+            # Shielded: a second cancellation leaves the close to close().
+            await self._release(conn)
 
     async def page(self, query: Query, limit: int) -> list[Row]:
         sql, params = sqlite_sql.select(query, limit=limit)
@@ -442,6 +496,32 @@ class SQLiteStore(Store):
         sql, params = sqlite_sql.select_after(query, position, limit)
         async with self._reader() as conn:
             return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+
+
+def _interrupt(conn: aiosqlite.Connection) -> None:
+    """Stop `conn`'s running statement, if it is still open."""
+    raw = conn._connection  # aiosqlite's interrupt() raises once it is closed
+    if raw is not None:
+        raw.interrupt()
+
+
+async def _join(conn: aiosqlite.Connection) -> None:
+    """Wait for `conn`'s thread (its stop is queued) to have finished."""
+    thread = conn._thread
+    # Its last act is to answer the stop through the loop, so it ends right
+    # after: polled (bounded) rather than joined in an executor that may be
+    # shut down already.
+    for _ in range(10_000):
+        if thread.ident is None or not thread.is_alive():
+            return
+        await asyncio.sleep(0.001)
+    log.warning("an aiosqlite thread did not end within 10 s of its close")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned future's outcome as seen (no "never retrieved" log)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _lower(value: str | None) -> str | None:
