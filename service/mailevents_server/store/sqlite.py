@@ -50,7 +50,8 @@ class SQLiteStore(Store):
         self._reader_count = readers
         self._synchronous = synchronous
         self._writer: Writer | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        #: The pooled readers; None once closed (each waiter wakes, and raises).
+        self._readers: asyncio.Queue[aiosqlite.Connection | None] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
@@ -75,6 +76,7 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         self._closed = False
+        self._readers = asyncio.Queue()
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
@@ -110,6 +112,7 @@ class SQLiteStore(Store):
             await asyncio.gather(*self._background, return_exceptions=True)
         while not self._readers.empty():  # closed: no caller may get one
             self._readers.get_nowait()
+        self._readers.put_nowait(None)  # wakes a waiter, which passes it on
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -192,6 +195,9 @@ class SQLiteStore(Store):
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
         conn = await self._readers.get()
+        if conn is None:
+            self._readers.put_nowait(None)
+            raise faults.StoreClosed("store is closed")
         try:
             yield conn
         except asyncio.CancelledError:
