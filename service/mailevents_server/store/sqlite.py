@@ -30,6 +30,7 @@ from mailevents_server.store.base import KEY_ID_LENGTH, KeyInfo, Row, Store, Wri
 from mailevents_server.store.commits import CommitHub
 from mailevents_server.store.group_commit import WriteRequest as _WriteRequest
 from mailevents_server.store.group_commit import run_writer, submit
+from mailevents_server.store.sqlite_connections import Connections, interrupt
 from mailevents_server.store.sqlite_statistics import Statistics
 from mailevents_server.store.sqlite_writer import DELETE_BATCH, DeleteRequest, Writer
 
@@ -52,8 +53,7 @@ class SQLiteStore(Store):
         self._reader_count = readers
         self._synchronous = synchronous
         self._writer: Writer | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._conns = Connections(self.path, readers, _SQL_FUNCTIONS)
         self._queue: asyncio.Queue[_WriteRequest | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._next_id = 1
@@ -63,12 +63,11 @@ class SQLiteStore(Store):
         self._commits = CommitHub()
         self._secret: bytes | None = None
         self.open_streams = 0
-        self._closing: set[asyncio.Future[None]] = set()
-        self._opening: set[asyncio.Future[aiosqlite.Connection]] = set()
 
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
+        self._conns.reopen()
         self._writer = await Writer.open(self.path, self._synchronous, _register_functions)
         try:
             await self._writer.run(sqlite_writer.migrate, self.path, log.info)
@@ -79,106 +78,34 @@ class SQLiteStore(Store):
             self._writer = None
             raise
         self._commits.publish(self._next_id - 1)
-        for _ in range(self._reader_count):
-            conn = await self._connect()
-            self._all_readers.append(conn)
-            self._readers.put_nowait(conn)
+        await self._conns.fill()
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
+        """Stop the writer, then close every connection this store opened.
+
+        Returns only when each aiosqlite connection is closed and its thread
+        has finished: a query left running (a cancelled caller's, a stream's)
+        would otherwise answer an event loop that is gone ("Event loop is
+        closed" on its thread) and leave its connection to the GC.
+        """
+        self._conns.closing()
         if self._writer_task is not None:
             await self._queue.put(None)  # drains what was queued before it
             await self._writer_task
             self._writer_task = None
         await self._statistics.wait()
-        for conn in self._all_readers:
-            await conn.close()
-        self._all_readers.clear()
-        # Connections still opening for callers that were cancelled: each is
-        # closed once open. Left behind, its (non-daemon) thread would keep
-        # the process from exiting.
-        while self._opening or self._closing:
-            await asyncio.gather(*self._opening, *self._closing, return_exceptions=True)
-            await asyncio.sleep(0)  # let done-callbacks queue the closes
+        await self._conns.close()
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
-
-    async def _connect_reader(self) -> aiosqlite.Connection:
-        """A new reader connection, even for a caller being cancelled.
-
-        Opening runs shielded: if the caller is cancelled meanwhile, the
-        connection is closed once it is open instead of being leaked.
-        """
-        opening = asyncio.ensure_future(self._connect())
-        self._opening.add(opening)  # close() waits for it
-        opening.add_done_callback(self._opening.discard)
-        try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(self._close_when_opened)
-            raise
-
-    def _close_when_opened(self, opening: asyncio.Future[aiosqlite.Connection]) -> None:
-        if not opening.cancelled() and opening.exception() is None:
-            closing = asyncio.ensure_future(opening.result().close())
-            self._closing.add(closing)  # close() waits for it
-            closing.add_done_callback(self._closing.discard)
-
-    async def _connect(self) -> aiosqlite.Connection:
-        """A reader connection."""
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
-            await conn.execute("PRAGMA query_only = 1")
-            await conn.execute("PRAGMA mmap_size = 1073741824")
-            await conn.execute("PRAGMA cache_size = -32768")
-            for name, arity, function in _SQL_FUNCTIONS:
-                await conn.create_function(name, arity, function, deterministic=True)
-        except BaseException:
-            # Cancelled mid-setup (a stream's deadline passed, its client left):
-            # close now, without awaiting, or the connection and its thread leak.
-            conn.stop()
-            raise
-        return conn
-
-    @contextlib.asynccontextmanager
-    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
-        conn = await self._readers.get()
-        try:
-            yield conn
-        except asyncio.CancelledError:
-            # A cancelled caller must not leave a long query running on a
-            # connection the next caller will wait for. The interrupt would also
-            # fail the next caller's statement (the cancelled statement stays
-            # active in the connection's cache), so the connection is replaced.
-            await conn.interrupt()
-            conn = await self._replace_reader(conn)
-            raise
-        finally:
-            self._readers.put_nowait(conn)
-
-    async def _replace_reader(self, old: aiosqlite.Connection) -> aiosqlite.Connection:
-        """A new pooled reader in place of `old` (kept if no new one can be opened)."""
-        try:
-            new = await self._connect_reader()
-        except Exception as exc:
-            faults.log_failure(log, "could not replace an interrupted reader connection", exc)
-            return old
-        if old not in self._all_readers:  # the store closed meanwhile: keep nothing open
-            await new.close()
-            return old
-        self._all_readers[self._all_readers.index(old)] = new
-        with contextlib.suppress(Exception):
-            await old.close()
-        return new
 
     # -- tenants and keys --------------------------------------------------
 
     async def secret(self) -> bytes:
         if self._secret is None:
             async with (
-                self._reader() as conn,
+                self._conns.reader() as conn,
                 conn.execute("SELECT value FROM meta WHERE key = 'token_secret'") as cur,
             ):
                 row = await cur.fetchone()
@@ -188,30 +115,15 @@ class SQLiteStore(Store):
 
     async def tenant_for_key(self, key_hash: str) -> int | None:
         async with (
-            self._reader() as conn,
+            self._conns.reader() as conn,
             conn.execute("SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)) as cur,
         ):
             row = await cur.fetchone()
         return int(row[0]) if row else None
 
-    @contextlib.asynccontextmanager
-    async def _admin(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A short-lived writing connection for rare admin writes (keys).
-
-        Not the event writer's connection: its transactions are the write
-        queue's, and a key created meanwhile would collide with one in flight.
-        SQLite's own lock (with busy_timeout) orders the two.
-        """
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
-            yield conn
-        finally:
-            await conn.close()
-
     async def create_key(self, tenant: str, key_hash: str, label: str = "") -> int:
         now = int(time.time() * 1_000_000)
-        async with self._admin() as conn:
+        async with self._conns.admin() as conn:
             return await self._create_key(conn, tenant, key_hash, label, now)
 
     async def _create_key(
@@ -238,7 +150,7 @@ class SQLiteStore(Store):
         return tenant_id
 
     async def list_keys(self) -> list[KeyInfo]:
-        async with self._reader() as conn:
+        async with self._conns.reader() as conn:
             rows = await conn.execute_fetchall(
                 "SELECT k.key_hash, t.name, k.label, k.created_us FROM api_keys k "
                 "JOIN tenants t ON t.id = k.tenant_id ORDER BY t.name, k.created_us"
@@ -248,7 +160,7 @@ class SQLiteStore(Store):
     async def revoke_key(self, key_id: str) -> int:
         if len(key_id) < KEY_ID_LENGTH:
             raise ValueError(f"a key id has at least {KEY_ID_LENGTH} characters")
-        async with self._admin() as conn:
+        async with self._conns.admin() as conn:
             cur = await conn.execute(
                 "DELETE FROM api_keys WHERE substr(key_hash, 1, ?) = ?", (len(key_id), key_id)
             )
@@ -292,7 +204,7 @@ class SQLiteStore(Store):
         self, query: Query, batch_size: int, limit: int | None = None
     ) -> AsyncIterator[list[Row]]:
         sql, params = sqlite_sql.select(query, limit=limit)
-        conn = await self._connect_reader()
+        conn = await self._conns.open_connection()
         self.open_streams += 1
         prefetch: asyncio.Future[Any] | None = None
         finished = False
@@ -308,32 +220,32 @@ class SQLiteStore(Store):
                 prefetch = asyncio.ensure_future(cursor.fetchmany(batch_size))
                 yield rows
         finally:
+            self.open_streams -= 1
             if not finished:
                 # Cancelled or abandoned: stop SQLite mid-statement, not at the end.
-                await conn.interrupt()
+                interrupt(conn)
             if prefetch is not None and not prefetch.done():
-                prefetch.cancel()
-                with contextlib.suppress(BaseException):
-                    await prefetch
-            await conn.close()
-            self.open_streams -= 1
+                prefetch.cancel()  # its fetch goes on on the thread: the close waits for it
+                prefetch.add_done_callback(_retrieve)
+            # Shielded: a second cancellation leaves the close to close().
+            await self._conns.release(conn)
 
     async def page(self, query: Query, limit: int) -> list[Row]:
         sql, params = sqlite_sql.select(query, limit=limit)
-        async with self._reader() as conn:
+        async with self._conns.reader() as conn:
             return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
 
     async def get(self, tenant_id: int, *, id: int = 0, event_id: str = "") -> Row | None:
         column, value = ("id", id) if id else ("event_id", event_id)
         sql = f"SELECT ts, id, data FROM events WHERE tenant_id = ? AND {column} = ?"
-        async with self._reader() as conn, conn.execute(sql, (tenant_id, value)) as cur:
+        async with self._conns.reader() as conn, conn.execute(sql, (tenant_id, value)) as cur:
             row = await cur.fetchone()
         return (int(row[0]), int(row[1]), bytes(row[2])) if row else None
 
     async def count(self, query: Query) -> int:
         clause, params = sqlite_sql.where(query, keyset=False)
         async with (
-            self._reader() as conn,
+            self._conns.reader() as conn,
             conn.execute(f"SELECT count(*) FROM events WHERE {clause}", params) as cur,
         ):
             row = await cur.fetchone()
@@ -362,7 +274,7 @@ class SQLiteStore(Store):
             f"SELECT {key} AS k, count(*) AS n FROM events WHERE {clause} "
             f"GROUP BY k ORDER BY {order} LIMIT ?"
         )
-        async with self._reader() as conn:
+        async with self._conns.reader() as conn:
             rows = await conn.execute_fetchall(sql, [*params, max_buckets])
         return [(_key_text(k, group_by), int(n)) for k, n in rows]
 
@@ -375,7 +287,7 @@ class SQLiteStore(Store):
         index) in a short write transaction, so ingest goes on between
         batches and readers (WAL) are never blocked.
         """
-        async with self._reader() as conn:
+        async with self._conns.reader() as conn:
             tenants = [int(r[0]) for r in await conn.execute_fetchall("SELECT id FROM tenants")]
         removed = 0
         for tenant_id in tenants:
@@ -393,7 +305,7 @@ class SQLiteStore(Store):
     async def retention_floor(self, tenant_id: int) -> int:
         key = sqlite_writer.retention_floor_key(tenant_id)
         async with (
-            self._reader() as conn,
+            self._conns.reader() as conn,
             conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (key,)) as cur,
         ):
             row = await cur.fetchone()
@@ -404,7 +316,7 @@ class SQLiteStore(Store):
         # by all tenants is a valid watermark for each of them.
         del tenant_id
         async with (
-            self._reader() as conn,
+            self._conns.reader() as conn,
             conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur,
         ):
             row = await cur.fetchone()
@@ -418,8 +330,14 @@ class SQLiteStore(Store):
 
     async def read_after(self, query: Query, position: int, limit: int) -> list[Row]:
         sql, params = sqlite_sql.select_after(query, position, limit)
-        async with self._reader() as conn:
+        async with self._conns.reader() as conn:
             return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned future's outcome as seen (no "never retrieved" log)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _lower(value: str | None) -> str | None:
