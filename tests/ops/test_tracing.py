@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from factories import events
 from live_support import MAILEVENTS, create_keys, free_port
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -90,6 +91,38 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
         "/" + method,
         f"/{SERVICE_NAME}/CountMessageEvents",  # the dialect's total
     }
+
+
+async def test_stream_ingest_traces_its_writes_and_the_commits(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    """Each batch of an ingest stream is written under the stream's server span;
+    the group commits that store them have spans of their own."""
+    running, key = await start_ops(tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            stub = sgrpc.MessageEventServiceStub(channel)
+            requests = [
+                spb.IngestMessageEventsStreamRequest(events=events(5, prefix=f"t{n}-"))
+                for n in range(3)
+            ]
+            call = stub.IngestMessageEventsStream(
+                iter(requests), metadata=(("authorization", f"Bearer {key}"),)
+            )
+            acks = [ack async for ack in call]
+            assert sum(ack.stored for ack in acks) == 15
+    finally:
+        await running.stop(grace=0)
+
+    spans = exporter.get_finished_spans()
+    method = f"{SERVICE_NAME}/IngestMessageEventsStream"
+    server = next(s for s in spans if s.name == method and s.kind == SpanKind.SERVER)
+    writes = [s for s in spans if s.name == "store.write"]
+    assert len(writes) == 3
+    assert {w.parent.span_id for w in writes} == {server.context.span_id}
+    assert {w.context.trace_id for w in writes} == {server.context.trace_id}
+    commits = [s for s in spans if s.name == "store.commit"]
+    assert commits and sum(c.attributes["events"] for c in commits) == 15
 
 
 async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from mailevents_server import faults
+from mailevents_server import faults, tracing
 from mailevents_server.ingest import PreparedEvent
 from mailevents_server.metrics import UNSERVED, Metrics
 from mailevents_server.store.base import WriteResult
@@ -88,7 +88,9 @@ async def run_writer(
             total += len(item.events)
         started = time.perf_counter()
         try:
-            results = await commit(batch)
+            # A span of its own: one commit merges many callers' batches.
+            with tracing.span("store.commit", {"batches": len(batch), "events": total}):
+                results = await commit(batch)
         except Exception as exc:  # every waiter learns; the loop goes on
             if faults.classify(exc) is None:
                 log.exception("write transaction failed")
