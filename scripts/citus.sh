@@ -30,25 +30,8 @@ PGMAJOR=15
 
 log() { echo "citus.sh: $*" >&2; }
 
-as_owner() {
-  if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
-free_port() {
-  python3 - <<'EOF'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-EOF
-}
-
-url_of() { echo "postgresql://postgres@127.0.0.1:$1/$DB"; }
+# shellcheck source=scripts/throwaway-lib.sh
+. "$(dirname "$0")/throwaway-lib.sh"
 
 bindir() { echo "/usr/lib/postgresql/$PGMAJOR/bin"; }
 
@@ -162,8 +145,6 @@ running() {
     as_owner "$(bindir)/pg_ctl" -D "$d" status >/dev/null 2>&1 || return 1
   done
 }
-
-users() { cat "$STATE.users" 2>/dev/null || echo 0; }
 
 start() {
   if running; then

@@ -54,26 +54,8 @@ install_postgres() {
   rm -f /usr/sbin/policy-rc.d
 }
 
-# Run a command as the cluster's owner: initdb and postgres refuse root.
-as_owner() {
-  if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
-free_port() {
-  python3 - <<'EOF'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
-EOF
-}
-
-url_of() { echo "postgresql://postgres@127.0.0.1:$1/$DB"; }
+# shellcheck source=scripts/throwaway-lib.sh
+. "$(dirname "$0")/throwaway-lib.sh"
 
 running() {
   [ -f "$STATE" ] || return 1
@@ -81,8 +63,6 @@ running() {
   . "$STATE"
   [ -n "${BINDIR:-}" ] && [ -d "${DATADIR:-}" ] && as_owner "$BINDIR/pg_ctl" -D "$DATADIR" status >/dev/null 2>&1
 }
-
-users() { cat "$STATE.users" 2>/dev/null || echo 0; }
 
 start() {
   if running; then
