@@ -135,12 +135,19 @@ class _Observation:
         seconds = time.perf_counter() - self._started
         code = _code(self._context, kind)
         if self._span is not None:
+            tracing.set_attribute("rpc.grpc.status_code", _CODE_NUMBERS.get(code, 2))
             if code != "OK":
                 tracing.set_error(code)
+                if code == "UNKNOWN" and exc is not None:  # nothing mapped it: a bug
+                    tracing.record_exception(exc)
             self._call.record(code, seconds, self._streaming)  # inside the span: its trace id
             self._span.__exit__(kind, exc, tb)
         else:
             self._call.record(code, seconds, self._streaming)
+
+
+#: Status code names to their numbers, for the `rpc.grpc.status_code` attribute.
+_CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 
 
 def _code(context: grpc.aio.ServicerContext, kind: type[BaseException] | None) -> str:
@@ -181,8 +188,33 @@ class _ClientTracing:
         except BaseException:
             span.end()
             raise
-        call.add_done_callback(lambda _call: span.end())
+        call.add_done_callback(lambda done: _end_when_known(span, done))
         return call
+
+
+#: Tasks that read a finished call's status, kept until done (the loop holds
+#: only weak references to tasks).
+_ending: set[asyncio.Task[None]] = set()
+
+
+def _end_when_known(span: Any, call: Any) -> None:
+    """A done callback cannot await: read the finished call's status in a task
+    (its status is already there, so the task ends on its first step)."""
+
+    async def end() -> None:
+        try:
+            code = await call.code()
+        except Exception:
+            code = None
+        tracing.end_client_span(span, code)
+
+    try:
+        task = asyncio.get_running_loop().create_task(end())
+    except RuntimeError:  # no loop left to ask: end it without a status
+        tracing.end_client_span(span, None)
+        return
+    _ending.add(task)
+    task.add_done_callback(_ending.discard)
 
 
 class _UnaryUnary(_ClientTracing, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]

@@ -108,12 +108,26 @@ def server_span(name: str, carrier: Any, attributes: Mapping[str, Any] | None = 
         context=propagate.extract(headers),
         kind=trace.SpanKind.SERVER,
         attributes=attributes,
+        # The call's status says how it ended (see `set_error`); the exception
+        # gRPC uses to abort a call is not news.
+        record_exception=False,
+        set_status_on_exception=False,
     )
 
 
 def start_client_span(name: str) -> Any:
     """A CLIENT span that the caller ends (`end_span`), not made current."""
     return _tracer.start_span(name, kind=trace.SpanKind.CLIENT)
+
+
+def end_client_span(client_span: Any, code: Any) -> None:
+    """End `client_span` with its call's final `grpc.StatusCode` (None: unknown),
+    as the `rpc.grpc.status_code` attribute and, unless OK, an error status."""
+    if code is not None:
+        client_span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code.name != "OK":
+            client_span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
+    client_span.end()
 
 
 def inject(client_span: Any, metadata: MutableSequence[tuple[str, str]]) -> None:
@@ -129,6 +143,20 @@ def set_error(status: str) -> None:
         return
     current = trace.get_current_span()
     current.set_status(trace.Status(trace.StatusCode.ERROR, status))
+
+
+def record_exception(exc: BaseException) -> None:
+    """Add `exc` to the current span as an exception event (a no-op when off)."""
+    if _tracer is None:
+        return
+    trace.get_current_span().record_exception(exc)
+
+
+def set_attribute(name: str, value: Any) -> None:
+    """Set an attribute on the current span (a no-op when off)."""
+    if _tracer is None:
+        return
+    trace.get_current_span().set_attribute(name, value)
 
 
 def current_trace_id() -> str:

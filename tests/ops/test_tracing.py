@@ -19,7 +19,7 @@ from live_support import MAILEVENTS, create_keys, free_port
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
@@ -74,6 +74,7 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
     server = next(s for s in spans if s.name == method and s.kind == SpanKind.SERVER)
     store = by_name["store.read"]
     assert route.kind == SpanKind.SERVER
+    assert route.attributes["http.response.status_code"] == 200
     trace_id = route.context.trace_id
     assert {client.context.trace_id, server.context.trace_id, store.context.trace_id} == {trace_id}
     # The chain: route → client call → (over gRPC metadata) server call → store read.
@@ -81,6 +82,9 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
     assert server.parent.span_id == client.context.span_id
     assert server.parent.is_remote
     assert store.parent.span_id == server.context.span_id
+    # Both ends of the hop record the call's gRPC status.
+    assert client.attributes["rpc.grpc.status_code"] == 0
+    assert server.attributes["rpc.grpc.status_code"] == 0
     # The access lines of the route and of its calls carry the trace id.
     logged = [json.loads(line) for line in lines]
     hex_id = format(trace_id, "032x")
@@ -91,6 +95,33 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
         "/" + method,
         f"/{SERVICE_NAME}/CountMessageEvents",  # the dialect's total
     }
+
+
+async def test_a_refused_call_is_an_error_span_on_both_sides(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    """A key the service does not know: the shim's CLIENT span and the service's
+    SERVER span both end as errors with UNAUTHENTICATED (16)."""
+    running, _key = await start_ops(tmp_path)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
+                headers={"Authorization": "no-such-key"},
+            ) as response,
+        ):
+            assert response.status == 401
+    finally:
+        await running.stop(grace=0)
+
+    spans = exporter.get_finished_spans()
+    method = f"{SERVICE_NAME}/SearchMessageEvents"
+    for kind in (SpanKind.CLIENT, SpanKind.SERVER):
+        span = next(s for s in spans if s.name == method and s.kind == kind)
+        assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
+        assert span.status.status_code == StatusCode.ERROR
+        assert span.status.description == "UNAUTHENTICATED"
 
 
 async def test_stream_ingest_traces_its_writes_and_the_commits(

@@ -55,8 +55,12 @@ async def observe(request: web.Request, handler: _Handler) -> web.StreamResponse
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except Exception as exc:  # nothing answered for it: aiohttp's 500
+            tracing.record_exception(exc)
+            raise
         finally:
             seconds = time.perf_counter() - started
+            tracing.set_attribute("http.response.status_code", status)
             if status >= 500:
                 tracing.set_error(str(status))
             metrics = request.app.get(METRICS_KEY)
