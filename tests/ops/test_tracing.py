@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from mailevents import MailEventsClient
 from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server import tracing
@@ -154,6 +155,39 @@ async def test_stream_ingest_traces_its_writes_and_the_commits(
     assert {w.context.trace_id for w in writes} == {server.context.trace_id}
     commits = [s for s in spans if s.name == "store.commit"]
     assert commits and sum(c.attributes["events"] for c in commits) == 15
+
+
+async def test_the_python_client_traced_by_opentelemetry_grpc_instrumentation(
+    tmp_path: Path,
+) -> None:
+    """`MailEventsClient` opens its channel through `grpc.aio`, so OpenTelemetry's
+    own gRPC instrumentation (as `opentelemetry-instrument` turns it on) gives
+    its calls CLIENT spans, and the service's spans continue their traces."""
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    tracing.enable(provider)
+    instrumentor = GrpcAioInstrumentorClient()
+    instrumentor.instrument(tracer_provider=provider)
+    running, key = await start_ops(tmp_path)
+    try:
+        async with MailEventsClient(running.address, key) as client:
+            assert (await client.count()).total == 0
+    finally:
+        instrumentor.uninstrument()
+        await running.stop(grace=0)
+        tracing.disable()
+        provider.shutdown()
+
+    spans = exported.get_finished_spans()
+    method = f"{SERVICE_NAME}/CountMessageEvents"
+    server = next(s for s in spans if s.name == method and s.kind == SpanKind.SERVER)
+    client_span = next(s for s in spans if s.kind == SpanKind.CLIENT)
+    assert client_span.name.lstrip("/") == method
+    assert server.context.trace_id == client_span.context.trace_id
+    assert server.parent.span_id == client_span.context.span_id
 
 
 async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) -> None:
