@@ -53,16 +53,9 @@ install_citus() {
     return 1
   }
   log "installing build dependencies (Debian packages)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends "postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR" \
-    libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev autoconf flex bison make gcc tzdata >&2 || {
-    rm -f /usr/sbin/policy-rc.d
+  apt_install "postgresql-$PGMAJOR" "postgresql-server-dev-$PGMAJOR" \
+    libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev autoconf flex bison make gcc tzdata ||
     return 1
-  }
-  rm -f /usr/sbin/policy-rc.d
   local build
   build=$(mktemp -d /tmp/citus-build.XXXXXX)
   log "building Citus from $SOURCE in $build (a few minutes)"
@@ -155,9 +148,7 @@ start() {
   fi
   [ -f "$STATE" ] && stop_all
   install_citus
-  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-  fi
+  ensure_owner
   local dirs="" ports="" port datadir role
   for role in coordinator worker1 worker2; do
     port=$(free_port)
@@ -204,21 +195,6 @@ stop_all() {
     rm -rf "$d" "$d.initdb.log"
   done
   rm -f "$STATE" "$STATE.users"
-}
-
-stop() {
-  if [ ! -f "$STATE" ]; then
-    log "not running"
-    return 0
-  fi
-  local left=$(($(users) - 1))
-  if [ "$left" -gt 0 ] && running; then
-    echo "$left" >"$STATE.users"
-    log "still used by $left other run(s); left running"
-    return 0
-  fi
-  stop_all
-  log "stopped"
 }
 
 exec 9>"$STATE.lock"

@@ -42,16 +42,7 @@ install_postgres() {
     exit 1
   fi
   log "installing Debian's postgresql package"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  # The package's own cluster is not used; policy-rc.d keeps it from starting.
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends postgresql tzdata >&2 || {
-    rm -f /usr/sbin/policy-rc.d
-    exit 1
-  }
-  rm -f /usr/sbin/policy-rc.d
+  apt_install postgresql tzdata || exit 1
 }
 
 # shellcheck source=scripts/throwaway-lib.sh
@@ -73,9 +64,7 @@ start() {
   fi
   local bindir
   bindir=$(find_bindir) || { install_postgres; bindir=$(find_bindir); }
-  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-  fi
+  ensure_owner
   local port=${MAILEVENTS_PG_PORT:-$(free_port)}
   local datadir
   datadir=$(mktemp -d /tmp/mailevents-pg.XXXXXX)
@@ -113,23 +102,12 @@ EOF
   url_of "$port"
 }
 
-stop() {
-  if [ ! -f "$STATE" ]; then
-    log "not running"
-    return 0
-  fi
-  local left=$(($(users) - 1))
-  if [ "$left" -gt 0 ] && running; then
-    echo "$left" >"$STATE.users"
-    log "still used by $left other run(s); left running"
-    return 0
-  fi
+stop_all() {
   # shellcheck disable=SC1090
   . "$STATE"
   as_owner "$BINDIR/pg_ctl" -D "$DATADIR" -m fast -w stop >&2 || true
   rm -rf "$DATADIR" "$DATADIR.initdb.log"
   rm -f "$STATE" "$STATE.users"
-  log "stopped"
 }
 
 halt() {

@@ -26,7 +26,7 @@ from mailevents.v1 import message_event_service_pb2 as spb
 from mailevents.v1 import message_event_service_pb2_grpc as sgrpc
 from mailevents_server import tracing
 from mailevents_server.logs import JsonFormatter
-from mailevents_server.server import SERVICE_NAME
+from mailevents_server.server import SERVICE_NAME, RunningServer
 from ops.conftest import start_ops
 
 
@@ -43,6 +43,18 @@ def exporter() -> Iterator[InMemorySpanExporter]:
         provider.shutdown()
 
 
+async def sparkpost_status(running: RunningServer, key: str) -> int:
+    """The status of a SparkPost message-events search through the shim."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
+            headers={"Authorization": key},
+        ) as response,
+    ):
+        return response.status
+
+
 async def test_shim_grpc_and_store_spans_share_one_trace(
     tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
@@ -54,14 +66,7 @@ async def test_shim_grpc_and_store_spans_share_one_trace(
     access.setLevel(logging.INFO)
     running, key = await start_ops(tmp_path)
     try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
-                headers={"Authorization": key},
-            ) as response,
-        ):
-            assert response.status == 200
+        assert await sparkpost_status(running, key) == 200
     finally:
         await running.stop(grace=0)
         access.removeHandler(handler)
@@ -105,14 +110,7 @@ async def test_a_refused_call_is_an_error_span_on_both_sides(
     SERVER span both end as errors with UNAUTHENTICATED (16)."""
     running, _key = await start_ops(tmp_path)
     try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"http://127.0.0.1:{running.http_port}/api/v1/message-events",
-                headers={"Authorization": "no-such-key"},
-            ) as response,
-        ):
-            assert response.status == 401
+        assert await sparkpost_status(running, "no-such-key") == 401
     finally:
         await running.stop(grace=0)
 
