@@ -216,6 +216,25 @@ async def test_get(server: Server, mailevents: Invoke) -> None:
     assert run.err.startswith("error: NOT_FOUND: ")
 
 
+async def test_connection_flags_before_the_command(
+    server: Server, loaded: object, mailevents: Invoke
+) -> None:
+    """`mailevents --address A --api-key K count` works as well as after the
+    command; given in both places, the one after the command wins."""
+    before = await mailevents(*connect(server), "count", "--format", "json")
+    assert before.code == 0, before.err
+    assert json.loads(before.out)["total"] == 25
+    both = await mailevents(
+        "--address", "127.0.0.1:1", "--api-key", "wrong",
+        "count", *connect(server), "--format", "json",
+    )  # fmt: skip
+    assert both.code == 0, both.err
+    assert json.loads(both.out)["total"] == 25
+    wrong = await mailevents("--api-key", "wrong", "count", "--address", server.address)
+    assert wrong.code == 1
+    assert "UNAUTHENTICATED" in wrong.err
+
+
 async def test_count(server: Server, loaded: object, mailevents: Invoke) -> None:
     run = await mailevents(
         "count", *connect(server), "--by", "type,domain", "--by", "day", "--format", "json"
@@ -270,7 +289,7 @@ async def test_ingest_file(server: Server, tmp_path: Path, mailevents: Invoke) -
     source = tmp_path / "events.jsonl"
     source.write_bytes(ingest_input())
     run = await mailevents("ingest", *connect(server), str(source), "--batch-size", "2")
-    assert run.code == 0, run.err
+    assert run.code == 3, run.err  # finished, with rejected lines
     rejects_path = tmp_path / "events.jsonl.rejected.jsonl"
     assert run.out == f"6 stored, 0 duplicates, 4 rejected (see {rejects_path})\n"
     records = [json.loads(line) for line in rejects_path.read_text().splitlines()]
@@ -300,7 +319,7 @@ async def test_ingest_gzip_with_rejects_path(
     source.write_bytes(gzip.compress(ingest_input()))
     rejects = tmp_path / "bad.jsonl"
     run = await mailevents("ingest", *connect(server), str(source), "--rejects", str(rejects))
-    assert run.code == 0, run.err
+    assert run.code == 3, run.err
     assert run.out.startswith("6 stored, 0 duplicates, 4 rejected")
     assert len(rejects.read_text().splitlines()) == 4
 
@@ -313,6 +332,7 @@ async def test_clean_ingest_leaves_no_rejects_file(
     source = tmp_path / "clean.jsonl.gz"
     source.write_bytes(gzip.compress(json.dumps(sparkpost("x", 1)).encode()))
     run = await mailevents("ingest", *connect(server), str(source))
+    assert run.code == 0, run.err
     assert run.out == "1 stored, 0 duplicates, 0 rejected\n"
     assert not (tmp_path / "clean.jsonl.gz.rejected.jsonl").exists()
 
@@ -339,7 +359,7 @@ async def script(
 
 async def test_script_ingests_stdin(server: Server, tmp_path: Path) -> None:
     run = await script("ingest", *connect(server), "-", stdin=ingest_input(), cwd=tmp_path)
-    assert run.code == 0, run.err
+    assert run.code == 3, run.err
     assert run.out.startswith("6 stored, 0 duplicates, 4 rejected (see stdin.rejected.jsonl)")
     assert len((tmp_path / "stdin.rejected.jsonl").read_text().splitlines()) == 4
 

@@ -102,7 +102,7 @@ async def test_a_killed_import_resumes_where_it_stopped(
     assert 5000 <= saved["line"] < lines
 
     code, out, err = await run(*argv)
-    assert code == 0, err
+    assert code == 3, err  # done, with the input's rejected lines
     assert f"resuming after line {saved['line']}" in err
     bad = sum(1 for n in range(lines) if n % 500 == 7)
     good = lines - bad
@@ -137,7 +137,7 @@ async def test_restart_and_a_checkpoint_of_another_input(server: Server, tmp_pat
     code, out, err = await run(
         "ingest", *connect(server), str(source), "--checkpoint", str(checkpoint)
     )
-    assert code == 0 and "is for another input: starting over" in err
+    assert code == 3 and "is for another input: starting over" in err
     assert out.startswith("9 stored, 0 duplicates, 1 rejected")
     code, out, _ = await run("ingest", *connect(server), str(source), "--restart")
     assert out.startswith("0 stored, 9 duplicates, 1 rejected")

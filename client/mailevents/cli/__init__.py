@@ -6,7 +6,8 @@ to it untouched, so that one command covers both halves while the client
 still installs and runs without the server.
 
 Exit codes: 0 done, 1 the server refused or failed (the status and each field
-violation on stderr), 2 bad usage, 130 interrupted.
+violation on stderr), 2 bad usage, 3 an ingest that finished but rejected some
+lines (they are in its rejects file), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ FILTER_FLAGS = (
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
+#: `mailevents ingest`'s exit code when it finished but some lines were rejected.
+REJECTED_EXIT = 3
+
+
 class UsageError(Exception):
     """Arguments that parse but do not make sense; exit code 2."""
 
@@ -203,7 +207,8 @@ async def ingest(args: argparse.Namespace) -> int:
     if summary.rejected:
         line += f" (see {rejects_path})"
     print(line)
-    return 0
+    # Everything else is stored, but a script must not take rejected lines for done.
+    return REJECTED_EXIT if summary.rejected else 0
 
 
 async def tail(args: argparse.Namespace) -> int:

@@ -28,11 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailevents",
         description="Query and load email message events on a mailevents server.",
-        epilog="Exit codes: 0 ok, 1 server error, 2 usage error, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 server error, 2 usage error, 3 ingest finished but "
+        "rejected some lines, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"mailevents {__version__}")
+    _connection_options(parser, defaults=True)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    connection = _connection_options()
+    connection = argparse.ArgumentParser(add_help=False)
+    _connection_options(connection, defaults=False)
     filters = _filter_options()
 
     search = sub.add_parser(
@@ -105,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="load SparkPost events from JSON lines",
         description="Load JSON lines (gzipped or not; - for stdin), each a SparkPost event, "
         "a webhook's msys wrapper, or an array of them. Lines that cannot be stored are "
-        "written with their line number and reason to the rejects file.",
+        "written with their line number and reason to the rejects file, and the exit "
+        "code is then 3.",
     )
     ingest.add_argument("file", metavar="FILE", help="JSON lines file, .gz too, - for stdin")
     ingest.add_argument(
@@ -186,38 +190,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    group = options.add_argument_group("connection")
+def _connection_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The connection flags, accepted before the command (`mailevents --address X
+    search`) and after it. Only the top-level parser sets their defaults: a
+    subcommand's parser would otherwise overwrite a value given before it."""
+    address = os.environ.get("MAILEVENTS_ADDRESS", DEFAULT_ADDRESS)
+    retry = os.environ.get("MAILEVENTS_RETRY_SECONDS", "30")
+    group = parser.add_argument_group("connection (before or after the command)")
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     group.add_argument(
         "--address",
-        default=os.environ.get("MAILEVENTS_ADDRESS", DEFAULT_ADDRESS),
-        help="server host:port (env MAILEVENTS_ADDRESS; default %(default)s)",
+        default=default(address),
+        help=f"server host:port (env MAILEVENTS_ADDRESS; default {address})",
     )
     group.add_argument(
         "--api-key",
-        default=os.environ.get("MAILEVENTS_API_KEY"),
+        default=default(os.environ.get("MAILEVENTS_API_KEY")),
         help="API key (env MAILEVENTS_API_KEY)",
     )
-    group.add_argument("--tls", action="store_true", help="connect with TLS")
-    group.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM); implies --tls")
+    group.add_argument(
+        "--tls", action="store_true", default=default(False), help="connect with TLS"
+    )
+    group.add_argument(
+        "--ca-cert",
+        metavar="FILE",
+        default=default(None),
+        help="trust this CA (PEM); implies --tls",
+    )
     group.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
+        default=default(30.0),
         metavar="SECONDS",
-        help="per call, and per batch of a search; 0 waits forever (default: %(default)g)",
+        help="per call, and per batch of a search; 0 waits forever (default: 30)",
     )
     group.add_argument(
         "--retry-for",
         type=float,
         # A string: argparse converts it like a flag's value, and reports a bad one.
-        default=os.environ.get("MAILEVENTS_RETRY_SECONDS", "30"),
+        default=default(retry),
         metavar="SECONDS",
         help="keep sending again for this long while the server's store is unavailable "
-        "(env MAILEVENTS_RETRY_SECONDS; 0: never; default: %(default)s)",
+        f"(env MAILEVENTS_RETRY_SECONDS; 0: never; default: {retry})",
     )
-    return options
 
 
 def _filter_options() -> argparse.ArgumentParser:
