@@ -289,6 +289,9 @@ async def test_a_walk_by_next_links_while_events_arrive_returns_each_earlier_eve
         ("event_timestamp=2024-05-05T12:20:30%2B02:00", ["e1", "e5"]),
         ("event_timestamp=2024-06-07T12:22:32.5Z", ["e3"]),
         ("event_timestamp=2024-05-05", []),  # a date means midnight
+        # Valid times whose UTC is past 9999 or before year 1: no event's time.
+        ("event_timestamp=9999-12-31T20:00-10:00", []),
+        ("event_timestamp=0001-01-01T00:30%2B01:00", []),
         ("event_timestamp__year=2023", ["e4"]),
         ("event_timestamp__month=6", ["e3"]),
         ("event_timestamp__month=13", []),

@@ -289,6 +289,8 @@ def _timestamp_condition(filter_type: str, value: Any) -> pb.Condition | None:
         if isinstance(value, bool):
             raise ServerFault(MISMATCHED)
         moment = parse_django_datetime(value)
+        if moment is None:  # a real time, but not in UTC's years 1-9999: no event's
+            return condition("timestamp", pb.OPERATOR_IN, [])
         return condition("timestamp", pb.OPERATOR_EXACT, [moment.isoformat()])
     part = _as_int(value)
     if filter_type == "year" and not 1 <= part <= 9999:
@@ -312,8 +314,10 @@ _DATE_RE = re.compile(r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
 _DATETIME_FORMAT = "YYYY-MM-DD HH:MM[:ss[.uuuuuu]][TZ]"
 
 
-def parse_django_datetime(text: str) -> datetime:
-    """DateTimeField.to_python for a query value: a datetime, else a date at midnight.
+def parse_django_datetime(text: str) -> datetime | None:
+    """DateTimeField.to_python for a query value: a datetime, else a date at midnight,
+    in UTC; None for a valid time whose UTC is past year 9999 or before year 1
+    (`9999-12-31T20:00-10:00`), which Django on PostgreSQL compares without error.
 
     Django (>= 4) tries `fromisoformat` and then its own patterns; a value that
     matches a pattern but names no real date gets its own message. Naive values
@@ -355,7 +359,10 @@ def parse_django_datetime(text: str) -> datetime:
         moment = datetime(day.year, day.month, day.day)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _parse_datetime(text: str) -> datetime | None:
