@@ -505,6 +505,43 @@ async def test_retention_records_the_highest_id_it_removed(store: Store) -> None
     assert await store.retention_floor(tenant) == late[0].id  # never lowered
 
 
+async def test_the_position_stays_when_retention_removes_the_newest_events(
+    store: Store,
+) -> None:
+    """A quiet tenant whose every event expires keeps its position: a consumer
+    resuming at it lost nothing, and must not be told its token is ahead."""
+    tenant = await store.create_key("acme", "hash-acme")
+    now = int(time.time())
+    written = await store.write(
+        tenant, prepare([event(f"e{i}", ts=now - 90 * 86_400) for i in range(3)])[0]
+    )
+    position = max(w.id for w in written)
+    assert await store.last_id(tenant) == position
+    assert await store.delete_before(now * 1_000_000) == 3
+    assert await store.last_id(tenant) == position
+    assert (await store.watermark(tenant)).position == position
+
+
+async def test_skipping_positions_leaves_a_gap_before_the_next_commit(store: Store) -> None:
+    """After a restore: the next ids are past any the lost store could have given."""
+    tenant = await store.create_key("acme", "hash-acme")
+    quiet = await store.create_key("quiet", "hash-quiet")  # no events yet
+    written = await store.write(tenant, prepare([event(f"e{i}") for i in range(3)])[0])
+    position = max(w.id for w in written)
+    await store.skip_positions(1000)
+    assert await store.last_id(tenant) == position + 1000
+    assert await store.last_id(quiet) >= 1000
+    (after,) = await store.write(tenant, prepare([event("after")])[0])
+    assert after.outcome is Outcome.STORED and after.id == position + 1001
+    (first,) = await store.write(quiet, prepare([event("first")])[0])
+    assert first.id > 1000
+    # Nothing already stored moved.
+    assert [w.id for w in written] == [
+        (await store.get(tenant, event_id=f"e{i}"))[1]
+        for i in range(3)  # type: ignore[index]
+    ]
+
+
 async def test_server_retention_runs_on_start(database: str) -> None:
     first = await make_server(database)
     now = int(time.time())

@@ -166,6 +166,17 @@ class Store(abc.ABC):
         position shared by all tenants (SQLite: one writer, one order).
         """
 
+    @abc.abstractmethod
+    async def skip_positions(self, count: int) -> None:
+        """Put `count` unused positions before every tenant's next commit.
+
+        For a database restored from a backup: the store it replaces may have
+        committed past the backup, and consumers may hold resume tokens from
+        there. With the gap, every event committed from now on is above any
+        such token, so resuming from one skips none of them. Call it before
+        serving, with no writes in flight.
+        """
+
     # -- live streams ----------------------------------------------------------
 
     async def watermark(self, tenant_id: int) -> Watermark:

@@ -419,6 +419,17 @@ class PostgresStore(Store):
         )
         return int(value or 0)
 
+    async def skip_positions(self, count: int) -> None:
+        # Every tenant, those without a position yet too: their tokens may
+        # come from commits the restored database lost. The count is written
+        # into the statement: Citus plans this INSERT ... SELECT on the
+        # coordinator and does not pass a bound parameter on to it.
+        gap = int(count)
+        await self._require_pool().execute(
+            f"INSERT INTO tenant_positions (tenant_id, last_id) SELECT id, {gap} FROM tenants "
+            f"ON CONFLICT (tenant_id) DO UPDATE SET last_id = tenant_positions.last_id + {gap}"
+        )
+
     # -- live streams --------------------------------------------------------
 
     async def wait_for_commit(self, tenant_id: int, position: int, max_wait: float) -> None:

@@ -314,13 +314,18 @@ class SQLiteStore(Store):
     async def last_id(self, tenant_id: int) -> int:
         # One writer commits every tenant in one order: the position shared
         # by all tenants is a valid watermark for each of them.
+        # The highest id ever given, not the highest stored: retention may
+        # have removed the newest events, and a position never goes back.
         del tenant_id
         async with (
             self._conns.reader() as conn,
-            conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur,
+            conn.execute(sqlite_writer.HIGHEST_ID) as cur,
         ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def skip_positions(self, count: int) -> None:
+        self._next_id = await self._require_writer().run(sqlite_writer.skip_ids, count) + 1
 
     # -- live streams --------------------------------------------------------
 

@@ -159,6 +159,17 @@ def highest_id(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def skip_ids(conn: sqlite3.Connection, count: int) -> int:
+    """Record a highest id `count` past the current one (see `Store.skip_positions`)."""
+
+    def work() -> int:
+        floor = highest_id(conn) + count
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('id_floor', ?)", (floor,))
+        return floor
+
+    return transaction(conn, work)
+
+
 def commit(
     conn: sqlite3.Connection, batch: Sequence[WriteRequest], next_id: int
 ) -> tuple[list[list[WriteResult]], int]:
@@ -216,10 +227,7 @@ def delete_batch(conn: sqlite3.Connection, tenant_id: int, cutoff_us: int) -> in
     """Delete up to DELETE_BATCH of a tenant's events older than the cutoff."""
     # Ids are never handed out twice: remember the highest before it may
     # be deleted, since the next id on start comes from it (HIGHEST_ID).
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) "
-        "SELECT 'id_floor', (SELECT max(id) FROM events) WHERE EXISTS (SELECT 1 FROM events)"
-    )
+    conn.execute(f"INSERT OR REPLACE INTO meta (key, value) VALUES ('id_floor', ({HIGHEST_ID}))")
     # The batch is the tenant's oldest rows, in (tenant_id, ts) index order:
     # the same rows for both statements of this transaction.
     batch = "SELECT id FROM events WHERE tenant_id = ? AND ts < ? LIMIT ?"
