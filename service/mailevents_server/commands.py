@@ -1,4 +1,5 @@
-"""The server-side subcommands of the `mailevents` CLI: serve, keys, demo.
+"""The server-side subcommands of the `mailevents` CLI: serve, rest, keys, backup,
+after-restore, demo.
 
 Every flag has a MAILEVENTS_* environment variable as its alternative, and the
 defaults are safe (loopback addresses). Operations scripts drive these, so
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from mailevents_server import logs, runtime, tracing
 from mailevents_server.auth import hash_key, new_key
+from mailevents_server.backups import RESTORE_GAP, BackupError, after_restore, backup
 from mailevents_server.server import ServerConfig, serve
 from mailevents_server.store import open_store
 
@@ -145,6 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
     _database_flag(kr)
     kr.add_argument("key_id", help="the key id shown by `keys list`")
 
+    b = sub.add_parser(
+        "backup",
+        help="copy a SQLite database while it serves, to a new file (checked)",
+        description="Copy the SQLite database to DEST as of one moment, while servers go on "
+        "reading and writing it; the copy is checked before it gets its name. To restore: "
+        "stop the servers, put the copy in place of the database (and remove the old "
+        "database's -wal and -shm files), run `mailevents after-restore`, start the servers.",
+    )
+    _database_flag(b)
+    b.add_argument("destination", metavar="DEST", help="the new file to write")
+    a = sub.add_parser(
+        "after-restore",
+        help="make a database restored from a backup safe to serve (before servers start)",
+        description="Leave a gap of unused positions before every tenant's next commit, so "
+        "that consumers holding resume tokens from commits the restored database lost "
+        "miss none of the events committed from now on. Run it once per restore, before "
+        "any server starts on the database.",
+    )
+    _database_flag(a)
+    a.add_argument(
+        "--gap",
+        type=int,
+        default=RESTORE_GAP,
+        help="positions to leave unused (default %(default)s, 2^40)",
+    )
+
     d = sub.add_parser("demo", help="load realistic demo events; prints a key for the tenant last")
     _database_flag(d)
     d.add_argument("--tenant", default="demo", help="tenant name (default %(default)s)")
@@ -195,6 +223,17 @@ def main(argv: Sequence[str]) -> int:
             )
         elif args.command == "keys":
             return asyncio.run(_keys(args))
+        elif args.command == "backup":
+            return _backup(args.database, Path(args.destination))
+        elif args.command == "after-restore":
+            if args.gap < 1:
+                print("error: --gap must be at least 1", file=sys.stderr)
+                return 2
+            asyncio.run(after_restore(args.database, args.gap))
+            print(
+                f"{args.database}: every tenant's next commit starts {args.gap:,} positions on; "
+                "resume tokens from the commits it lost are safe to use"
+            )
         elif args.command == "demo":
             if args.events < 0:
                 print("error: --events must not be negative", file=sys.stderr)
@@ -203,6 +242,19 @@ def main(argv: Sequence[str]) -> int:
             print(key)
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _backup(database: str, destination: Path) -> int:
+    try:
+        made = backup(database, destination)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"backed up {made.events:,} events (up to id {made.highest_id:,}; "
+        f"{made.size_bytes / 2**20:,.1f} MiB) to {made.path} in {made.seconds:.1f} s, checked"
+    )
     return 0
 
 

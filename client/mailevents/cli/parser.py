@@ -20,6 +20,8 @@ SERVER_COMMANDS = {
     "serve": "run the gRPC service (and the REST shim)",
     "keys": "create, list and revoke API keys",
     "demo": "load demo events into a database",
+    "backup": "copy a SQLite database while it serves",
+    "after-restore": "make a database restored from a backup safe to serve",
     "rest": "run the REST shim against a remote service",
 }
 
