@@ -1,12 +1,13 @@
 """Backing up the embedded store, and making any restored database safe to serve.
 
-`backup` copies a SQLite database while the service runs: SQLite's online
-backup API copies every page in one step, that is inside one read
-transaction, so the copy is the database as of one commit while writers go
-on (WAL lets them). Stepping through the copy in slices would let each
-concurrent commit restart it, and under steady ingest it might never end.
-The copy is checked (`PRAGMA quick_check`) under a temporary name and only
-then given its own, so a file with that name is always a whole, checked copy.
+`backup` copies a SQLite database while the service runs, with `VACUUM
+INTO`: one read transaction, so the copy is the database as of one commit
+while writers go on (WAL lets them), and the copy is compact (no free
+pages), which also makes it the way to shrink a database after retention.
+SQLite's backup API would copy pages as they are, and, stepped through in
+slices, be restarted by every concurrent commit. The copy is checked
+(`PRAGMA quick_check`) under a temporary name and only then given its own,
+so a file with that name is always a whole, checked copy.
 
 `after_restore` is for any database put back from a backup, SQLite or
 PostgreSQL: the store it replaces may have committed past the backup, and
@@ -65,12 +66,15 @@ def backup(database: str, destination: Path) -> Backup:
     partial = destination.with_name(destination.name + ".partial")
     partial.unlink(missing_ok=True)
     started = time.perf_counter()
-    source = sqlite3.connect(f"file:{quote(database)}?mode=ro", uri=True)
     try:
-        source.execute("PRAGMA busy_timeout = 10000")
+        source = sqlite3.connect(f"file:{quote(database)}?mode=ro", uri=True)
+        try:
+            source.execute("PRAGMA busy_timeout = 10000")
+            source.execute("VACUUM INTO ?", (str(partial),))
+        finally:
+            source.close()
         copy = sqlite3.connect(partial)
         try:
-            source.backup(copy)  # every page in one step: one consistent snapshot
             (check,) = copy.execute("PRAGMA quick_check").fetchone()
             if check != "ok":
                 raise BackupError(f"the copy failed its check ({check}); {database} may be damaged")
@@ -81,8 +85,6 @@ def backup(database: str, destination: Path) -> Backup:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        source.close()
     os.replace(partial, destination)
     return Backup(
         destination,

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "backup",
-        help="copy a SQLite database while it serves, to a new file (checked)",
+        help="copy a SQLite database while it serves, to a new compact file (checked)",
         description="Copy the SQLite database to DEST as of one moment, while servers go on "
         "reading and writing it; the copy is checked before it gets its name. To restore: "
         "stop the servers, put the copy in place of the database (and remove the old "
