@@ -221,3 +221,40 @@ async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) ->
     assert f'"name": "{SERVICE_NAME}/ListMessageEvents"' in text
     assert '"name": "store.page"' in text
     assert '"service.name": "mailevents-under-test"' in text
+
+
+async def test_without_the_otel_extra_serve_runs_untraced(tmp_path: Path) -> None:
+    """Where OpenTelemetry is not installed, `OTEL_*` asking for traces gets one
+    warning, and the service serves as usual."""
+    hidden = tmp_path / "hide" / "opentelemetry"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    database = str(tmp_path / "events.db")
+    (key,) = await create_keys(database, "acme")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(hidden.parent), "OTEL_TRACES_EXPORTER": "console"}
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
+        [
+            str(MAILEVENTS),
+            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
+            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await channel.channel_ready()
+            response = await sgrpc.MessageEventServiceStub(channel).CountMessageEvents(
+                spb.CountMessageEventsRequest(), metadata=(("authorization", f"Bearer {key}"),)
+            )
+            assert response.total == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    text = out.decode()
+    assert "the otel extra is not installed: not tracing" in text
+    assert '"name"' not in text  # no span was printed
+    assert "Traceback" not in text
