@@ -246,6 +246,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _backup(database: str, destination: Path) -> int:
+    # One step with no progress to tell: a few seconds a GiB on a local disk.
+    print(f"copying {database} to {destination}, then checking the copy ...", file=sys.stderr)
     try:
         made = backup(database, destination)
     except BackupError as exc:
