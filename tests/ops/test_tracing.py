@@ -188,6 +188,20 @@ async def test_the_python_client_traced_by_opentelemetry_grpc_instrumentation(
     assert server.parent.span_id == client_span.context.span_id
 
 
+def serve(database: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`mailevents serve` in `env`, its log (stderr too) on its stdout."""
+    return subprocess.Popen(
+        [
+            str(MAILEVENTS),
+            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
+            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
 async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) -> None:
     """`OTEL_TRACES_EXPORTER=console` and `OTEL_SERVICE_NAME`, read by `mailevents serve`."""
     database = str(tmp_path / "events.db")
@@ -198,16 +212,7 @@ async def test_serve_traces_when_the_otel_environment_says_so(tmp_path: Path) ->
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_SERVICE_NAME": "mailevents-under-test",
     }
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
-        [
-            str(MAILEVENTS),
-            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
-            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = serve(database, port, env)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await channel.channel_ready()
@@ -233,16 +238,7 @@ async def test_without_the_otel_extra_serve_runs_untraced(tmp_path: Path) -> Non
     (key,) = await create_keys(database, "acme")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(hidden.parent), "OTEL_TRACES_EXPORTER": "console"}
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for below
-        [
-            str(MAILEVENTS),
-            *("serve", "--database", database, "--grpc-address", f"127.0.0.1:{port}"),
-            *("--http-address", "", "--metrics-address", "", "--log-level", "warning"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = serve(database, port, env)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await channel.channel_ready()
