@@ -109,6 +109,25 @@ async def test_rest_requests_are_counted_per_dialect_and_route(ops: Ops) -> None
     assert value(m, "mailevents_grpc_requests_total", method=SEARCH, code="OK") == 3
 
 
+async def test_routes_with_an_id_are_counted_under_their_dialect(ops: Ops) -> None:
+    """Routes whose id segment has a pattern of its own are labelled by their
+    dialect too, and by the pattern, never by the id."""
+    async with ops.session.get(
+        ops.http + "/v1/message/{x}/events", params={"access_token": ops.key}
+    ) as r:
+        assert r.status == 200
+    async with ops.session.get(
+        ops.http + "/api/messageevent/7/", params={"api_key": ops.key, "username": "u"}
+    ) as r:
+        assert r.status == 404
+    m = await ops.scrape()
+    total = "mailevents_http_requests_total"
+    route = "/v1/message/{message_id}/events"
+    assert value(m, total, dialect="copernica", route=route, status="200") == 1
+    route = "/api/messageevent/{pk}/"
+    assert value(m, total, dialect="tastypie", route=route, status="404") == 1
+
+
 async def test_webhook_ingest_counts_by_provider(ops: Ops) -> None:
     body = [
         {

@@ -31,12 +31,9 @@ from .client import (
     unauthenticated,
 )
 from .jsonbody import json_response
+from .observe import any_segment
 
 PATH = "/v1/message/{message_id}/events"
-#: The route: any id but a slash reaches the handler, which answers it in
-#: Copernica's error JSON (aiohttp's default pattern leaves out `{` and `}`,
-#: and would answer those with its own plain-text 404).
-ROUTE = "/v1/message/{message_id:[^/]+}/events"
 PARAMS = ("access_token", "start", "end", "tags")
 
 #: Our event types as Copernica's Marketing Suite names its events.
@@ -220,4 +217,5 @@ async def _stream(request: web.Request, caller: Caller, query: pb.EventQuery) ->
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get(ROUTE, message_events), web.get(ROUTE + "/", message_events)]
+    route = any_segment(PATH)
+    return [web.get(route, message_events), web.get(route + "/", message_events)]

@@ -33,11 +33,9 @@ from .client import (
     unauthenticated,
 )
 from .jsonbody import json_response
+from .observe import any_segment
 
 PATH = "/api/3.0/messages/interaction-data/{messageId}"
-#: The route: any id but a slash reaches the handler, which answers it in the
-#: dialect's error JSON (aiohttp's default pattern leaves out `{` and `}`).
-ROUTE = "/api/3.0/messages/interaction-data/{messageId:[^/]+}"
 BODY_FIELDS = ("interactionType", "fromDate", "toDate", "pageNumber", "order")
 PAGE_SIZE = 100
 MAX_MESSAGE_ID = 2**63 - 1
@@ -237,4 +235,4 @@ async def _page_response(caller: Caller, message_id: int, report: Report) -> web
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.post(ROUTE, interaction_data)]
+    return [web.post(any_segment(PATH), interaction_data)]

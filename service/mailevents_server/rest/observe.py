@@ -8,6 +8,7 @@ where two dialects carry API keys).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -28,11 +29,25 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def name_routes(app: web.Application, dialect: str, routes: Iterable[web.RouteDef]) -> None:
-    """Add `routes` to `app`, labelled with `dialect` in metrics and logs."""
+    """Add `routes` to `app`, labelled with `dialect` in metrics and logs.
+
+    Keyed by each route's canonical pattern, which `observe` looks up: for a
+    segment with a regex of its own (`{pk:(?s:.*)}`) that is `{pk}`, not the
+    pattern as written.
+    """
     table = app.setdefault(DIALECTS_KEY, {})
-    for route in routes:
-        table[route.path] = dialect
-    app.router.add_routes(routes)
+    for route in app.router.add_routes(routes):
+        if route.resource is not None:
+            table[route.resource.canonical] = dialect
+
+
+def any_segment(path: str) -> str:
+    """`path` with each `{name}` matching any segment but a slash.
+
+    aiohttp's default segment pattern leaves out `{` and `}`: an id holding
+    one would get aiohttp's plain-text 404 instead of the dialect's answer.
+    """
+    return re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path)
 
 
 @web.middleware
