@@ -226,10 +226,11 @@ def main(argv: Sequence[str]) -> int:
         elif args.command == "backup":
             return _backup(args.database, Path(args.destination))
         elif args.command == "after-restore":
-            if args.gap < 1:
-                print("error: --gap must be at least 1", file=sys.stderr)
+            try:
+                asyncio.run(after_restore(args.database, args.gap))
+            except ValueError as exc:  # the gap
+                print(f"error: --gap: {exc}", file=sys.stderr)
                 return 2
-            asyncio.run(after_restore(args.database, args.gap))
             print(
                 f"{args.database}: every tenant's next commit starts {args.gap:,} positions on; "
                 "resume tokens from the commits it lost are safe to use"
