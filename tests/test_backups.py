@@ -142,3 +142,11 @@ def test_backups_that_cannot_be_made_say_why(
     source = database if "://" in database else str(tmp_path / database)
     with pytest.raises(BackupError, match=message):
         backup(source, tmp_path / destination)
+
+
+async def test_after_restore_refuses_a_database_that_is_not_there(tmp_path: Path) -> None:
+    """A mistyped path is an error, not a new empty database."""
+    missing = tmp_path / "typo.db"
+    code, _, err = await run("after-restore", "--database", str(missing))
+    assert code == 2 and "no such database file" in err
+    assert not missing.exists()

@@ -100,6 +100,9 @@ async def after_restore(database: str, gap: int = RESTORE_GAP) -> None:
     a restored database before any server starts on it."""
     if gap < 1:
         raise ValueError("the gap must be at least 1")
+    if "://" not in database and not Path(database).is_file():  # noqa: ASYNC240 - once, at start
+        # Opening it would make a new, empty database: a mistyped path.
+        raise BackupError(f"{database}: no such database file")
     store = open_store(database)
     await store.open()
     try:

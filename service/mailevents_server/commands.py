@@ -231,6 +231,9 @@ def main(argv: Sequence[str]) -> int:
             except ValueError as exc:  # the gap
                 print(f"error: --gap: {exc}", file=sys.stderr)
                 return 2
+            except BackupError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             print(
                 f"{args.database}: every tenant's next commit starts {args.gap:,} positions on; "
                 "resume tokens from the commits it lost are safe to use"
