@@ -30,6 +30,7 @@ from mailevents_server.errors import (
     store_refusal,
     to_rpc_status,
 )
+from mailevents_server.grpc_handlers import Streaming, Unary, wrapped
 from mailevents_server.keytext import usable_key
 from mailevents_server.malformed import MalformedRequest
 from mailevents_server.store.base import Store
@@ -124,45 +125,33 @@ class TenantInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or not details.method.startswith(self._prefix):
             return handler
         guard = _Guard(self._resolver, details.method)
-        if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def unary(inner: Unary, many: bool) -> Unary:
+            parse = _each_parsed if many else _parsed
+
+            async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with guard(context):
-                    return await inner_uu(_parsed(request), context)
+                    return await inner(parse(request), context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary is not None:
-            inner_su = handler.stream_unary
+            return guarded
 
-            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        def streaming(inner: Streaming, many: bool) -> Streaming:
+            parse = _each_parsed if many else _parsed
+
+            async def guarded(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
                 async with guard(context):
-                    return await inner_su(_each_parsed(requests), context)
+                    async for item in inner(parse(request), context):
+                        if _expired(context):
+                            # Writing now would fail in gRPC's core and be logged
+                            # as an error; the client has gone, so end quietly.
+                            raise asyncio.CancelledError
+                        yield item
 
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer
-            )
-        streaming = handler.unary_stream or handler.stream_stream
-        many = handler.stream_stream is not None
+            return guarded
 
-        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with guard(context):
-                request = _each_parsed(request) if many else _parsed(request)
-                async for item in streaming(request, context):
-                    if _expired(context):
-                        # Writing now would fail in gRPC's core and be logged
-                        # as an error; the client has gone, so end quietly.
-                        raise asyncio.CancelledError
-                    yield item
-
-        make = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream is not None
-            else grpc.stream_stream_rpc_method_handler
-        )
-        return make(streamed, handler.request_deserializer, handler.response_serializer)
+        return wrapped(handler, unary, streaming)
 
 
 def _parsed(request: Any) -> Any:

@@ -22,6 +22,7 @@ import grpc
 
 from mailevents_server import tracing
 from mailevents_server.auth import calling_tenant
+from mailevents_server.grpc_handlers import Streaming, Unary, wrapped
 from mailevents_server.metrics import Metrics
 
 access = logging.getLogger("mailevents.access")
@@ -42,39 +43,25 @@ class CallObserver(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return handler
         call = _Call(self._metrics, details)
-        if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def unary(inner: Unary, many: bool) -> Unary:
+            async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 with call.observe(context, streaming=False):
-                    return await inner_uu(request, context)
+                    return await inner(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary is not None:
-            inner_su = handler.stream_unary
+            return observed
 
-            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                with call.observe(context, streaming=False):
-                    return await inner_su(requests, context)
+        def streaming(inner: Streaming, many: bool) -> Streaming:
+            async def observed(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                with call.observe(context, streaming=True):
+                    async for item in inner(request, context):
+                        yield item
 
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer
-            )
-        streaming = handler.unary_stream or handler.stream_stream
+            return observed
 
-        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            with call.observe(context, streaming=True):
-                async for item in streaming(request, context):
-                    yield item
-
-        make = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream is not None
-            else grpc.stream_stream_rpc_method_handler
-        )
-        return make(streamed, handler.request_deserializer, handler.response_serializer)
+        return wrapped(handler, unary, streaming)
 
 
 class _Call:
